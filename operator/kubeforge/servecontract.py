@@ -1,0 +1,36 @@
+"""The serving contract: env the ModelEndpoint builder sets and kubeforge-serve reads, and the model directory layout.
+
+Defined once; the server's config loader and the Deployment builder both use these names.
+"""
+
+MODEL_DIR = "KUBEFORGE_MODEL_DIR"  # local path of the model directory (see layout below)
+MODEL_URI = "KUBEFORGE_MODEL_URI"  # the resolved URI, for reporting only
+MODEL_NAME = "KUBEFORGE_MODEL_NAME"  # name in /v1/models/{name} and /v2/models/{name}
+MODEL_FORMAT = "KUBEFORGE_MODEL_FORMAT"  # onnx | huggingface
+TASK = "KUBEFORGE_TASK"  # text-classification
+RUNTIME = "KUBEFORGE_RUNTIME"  # auto | tensorrt | onnxruntime | torch
+MAX_BATCH_SIZE = "KUBEFORGE_MAX_BATCH_SIZE"
+MAX_DELAY_MS = "KUBEFORGE_MAX_DELAY_MS"
+MAX_QUEUE = "KUBEFORGE_MAX_QUEUE"
+MAX_BODY_BYTES = "KUBEFORGE_MAX_BODY_BYTES"
+QUANTIZE = "KUBEFORGE_QUANTIZE"  # none | int8 (ONNX Runtime on CPU)
+ENGINE_CACHE_DIR = "KUBEFORGE_ENGINE_CACHE_DIR"  # TensorRT engines, keyed by GPU, TRT version, model hash
+HOST = "KUBEFORGE_HOST"
+PORT = "KUBEFORGE_PORT"
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_MAX_DELAY_MS = 5
+
+# Routes the Deployment's probes and the Prometheus annotations point at.
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+METRICS_PATH = "/metrics"
+# The gauge the inflight autoscaling metric reads (requests in flight per replica).
+INFLIGHT_METRIC = "kubeforge_requests_in_flight"
+
+# Model directory layout written by kubeforge-train and read by kubeforge-serve:
+#   <dir>/kubeforge.json   manifest: {"task", "labels", "maxSeqLength", "onnx": "onnx/model.onnx", "huggingface": "hf"}
+#   <dir>/hf/              Hugging Face model + tokenizer (config.json carries id2label)
+#   <dir>/onnx/model.onnx  ONNX export, dynamic batch and sequence axes, tokenizer files beside it
+MODEL_MANIFEST = "kubeforge.json"
