@@ -1,0 +1,5 @@
+"""`python -m kubeforge` runs the operator."""
+
+from kubeforge.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The kubeforge API: pydantic models for the custom resources, the single source of truth for the CRDs."""

@@ -1,0 +1,29 @@
+"""API types shared by TrainingJob and ModelEndpoint: compute resources and GPU node pools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from kubeforge.api.base import ApiModel, preserve_unknown
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+
+
+class Resources(ApiModel):
+    """Per-pod compute: GPUs map to the operator's GPU resource name (nvidia.com/gpu by default)."""
+
+    gpus: int = Field(0, ge=0, le=64, description="GPUs per pod (extended resource, requests = limits).")
+    cpu: str | None = Field(None, pattern=QUANTITY_PATTERN, description="CPU request and limit per pod, e.g. '8' or '500m'.")
+    memory: str | None = Field(None, pattern=QUANTITY_PATTERN, description="Memory request and limit per pod, e.g. '32Gi'.")
+
+
+class NodePool(ApiModel):
+    """Where pods land: a node selector, tolerations and affinity, passed to the pod as given."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods require, e.g. kubeforge.io/pool: a100.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, json_schema_extra=preserve_unknown("Pod tolerations (core/v1 Toleration), as given.")
+    )
+    affinity: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("Pod affinity (core/v1 Affinity), as given."))

@@ -1,0 +1,160 @@
+"""The one module that talks to the API server: server-side apply, get, list, delete, status patches, events.
+
+Sync on purpose: reconcilers run in worker threads (see workqueue.py), so a slow
+API call never blocks kopf's event loop and its watches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubeforge import FIELD_MANAGER
+
+log = logging.getLogger(__name__)
+
+# (apiVersion, kind) -> plural, for every kind kubeforge reads or writes.
+PLURALS = {
+    "Pod": "pods",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "Event": "events",
+    "ServiceAccount": "serviceaccounts",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Job": "jobs",
+    "Deployment": "deployments",
+    "ReplicaSet": "replicasets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "TrainingJob": "trainingjobs",
+    "ModelEndpoint": "modelendpoints",
+}
+# Connect fast, but let a list of many pods take its time.
+REQUEST_TIMEOUT = (5, 30)
+
+_client_lock = threading.Lock()
+_api_client: client.ApiClient | None = None
+
+
+def api_client() -> client.ApiClient:
+    """In-cluster config inside a pod, else $KUBECONFIG / ~/.kube/config; created once."""
+    global _api_client
+    with _client_lock:
+        if _api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+            _api_client = client.ApiClient()
+        return _api_client
+
+
+def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    plural = PLURALS.get(kind, kind.lower() + "s")
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+def _call(method: str, path: str, body: Any = None, query: list | None = None, content_type: str | None = None):
+    headers = {"Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return api_client().call_api(
+        path,
+        method,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        response_type="object",
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+
+
+def apply(obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply under field manager `kubeforge`; deterministic names make retries converge."""
+    meta = obj["metadata"]
+    path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+    query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+    return _call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
+
+
+def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    try:
+        return _call("GET", resource_path(api_version, kind, namespace, name))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def list_(api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
+    query = [("labelSelector", selector)] if selector else []
+    return _call("GET", resource_path(api_version, kind, namespace), query=query).get("items", [])
+
+
+def delete(api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> bool:
+    """True when something was deleted; a missing object is not an error (retries converge)."""
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+    try:
+        _call("DELETE", resource_path(api_version, kind, namespace, name), body=body, content_type="application/json")
+        return True
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+
+
+def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch the status subresource: the operator never writes spec."""
+    path = resource_path(api_version, kind, namespace, name) + "/status"
+    return _call("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+
+
+def patch_merge(api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    path = resource_path(api_version, kind, namespace, name)
+    return _call("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+
+def emit_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event on `obj` (shown by kubectl describe); failures are logged, never raised."""
+    meta = obj["metadata"]
+    now = datetime.now(timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "kubeforge-operator"},
+        "reportingComponent": "kubeforge.io/operator",
+        "reportingInstance": os.environ.get("HOSTNAME", "kubeforge-operator"),
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    try:
+        _call("POST", resource_path("v1", "Event", meta["namespace"]), body=event, content_type="application/json")
+    except ApiException as e:
+        log.warning("could not post event %s on %s: %s", reason, meta["name"], e.reason)

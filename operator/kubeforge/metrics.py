@@ -1,0 +1,16 @@
+"""The operator's Prometheus metrics (the server has its own in kubeforge_workloads.serve)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter("kubeforge_operator_reconciles_total", "Reconcile passes by kind and result", ["kind", "result"])
+RECONCILE_SECONDS = Histogram(
+    "kubeforge_operator_reconcile_duration_seconds",
+    "Time one reconcile pass took",
+    ["kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_DEPTH = Gauge("kubeforge_operator_queue_depth", "Keys waiting to be reconciled")
+WATCH_EVENTS = Counter("kubeforge_operator_watch_events_total", "Watch events received", ["resource"])
+TRANSITIONS = Counter(
+    "kubeforge_operator_phase_transitions_total", "Phase changes written to status", ["kind", "phase"]
+)

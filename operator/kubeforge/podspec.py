@@ -1,0 +1,100 @@
+"""Pure pieces every kubeforge pod shares: restricted security, GPU resources, node pools, PVC mounts, labels."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubeforge import storage
+from kubeforge.api.common import NodePool, Resources
+
+# Non-root UID/GID of our images (docker/); the restricted Pod Security profile needs runAsNonRoot.
+RUN_AS_USER = 10001
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """What the restricted Pod Security profile demands of every container."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_resources(resources: Resources, gpu_resource: str) -> dict[str, Any]:
+    """Requests equal limits (Guaranteed QoS when cpu and memory are set); GPUs only as limits+requests."""
+    amounts: dict[str, str] = {}
+    if resources.cpu:
+        amounts["cpu"] = resources.cpu
+    if resources.memory:
+        amounts["memory"] = resources.memory
+    if resources.gpus:
+        amounts[gpu_resource] = str(resources.gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def gpu_toleration(gpu_resource: str) -> dict[str, Any]:
+    """GPU pools are commonly tainted with the GPU resource name; what ExtendedResourceToleration adds."""
+    return {"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def placement(node_pool: NodePool | None, gpus: int, gpu_resource: str) -> dict[str, Any]:
+    """nodeSelector / tolerations / affinity for the pod spec; the user's entries come first and stay."""
+    pool = node_pool or NodePool()
+    spec: dict[str, Any] = {}
+    if pool.node_selector:
+        spec["nodeSelector"] = dict(pool.node_selector)
+    tolerations = copy.deepcopy(pool.tolerations)
+    if gpus and not any(t.get("key") == gpu_resource for t in tolerations):
+        tolerations.append(gpu_toleration(gpu_resource))
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if pool.affinity:
+        spec["affinity"] = copy.deepcopy(pool.affinity)
+    return spec
+
+
+def pvc_volume(location: storage.Location, read_only: bool) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(volume, volumeMount) for a pvc:// location, None for a path in the image."""
+    if not location.claim:
+        return None
+    volume = {"name": location.volume_name, "persistentVolumeClaim": {"claimName": location.claim, "readOnly": read_only}}
+    mount = {"name": location.volume_name, "mountPath": f"{storage.PVC_MOUNT_ROOT}/{location.claim}", "readOnly": read_only}
+    return volume, mount
+
+
+def shm_volume(size_limit: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """/dev/shm as memory: the container default of 64Mi starves NCCL and DataLoader workers."""
+    empty_dir: dict[str, Any] = {"medium": "Memory"}
+    if size_limit:
+        empty_dir["sizeLimit"] = size_limit
+    return {"name": "dshm", "emptyDir": empty_dir}, {"name": "dshm", "mountPath": "/dev/shm"}
+
+
+def merge_env(defaults: list[dict[str, Any]], user: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user's env wins over ours for the same name; order: ours, then the user's additions."""
+    user_names = {e["name"] for e in user}
+    return [e for e in defaults if e["name"] not in user_names] + list(user)
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,40 @@
+"""Operator settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    watch_namespaces: tuple[str, ...] = ()  # empty: cluster-wide
+    gpu_resource: str = "nvidia.com/gpu"
+    trainer_image: str = "ghcr.io/kubeforge/trainer:0.1.0"
+    server_image: str = "ghcr.io/kubeforge/server:0.1.0"
+    health_addr: str = "127.0.0.1:8081"
+    metrics_addr: str = "127.0.0.1:8082"
+    workers: int = 4
+    resync_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        d = cls()
+        return cls(
+            watch_namespaces=_split(env.get("KUBEFORGE_WATCH_NAMESPACES", "")),
+            gpu_resource=env.get("KUBEFORGE_GPU_RESOURCE", d.gpu_resource),
+            trainer_image=env.get("KUBEFORGE_TRAINER_IMAGE", d.trainer_image),
+            server_image=env.get("KUBEFORGE_SERVER_IMAGE", d.server_image),
+            health_addr=env.get("KUBEFORGE_HEALTH_ADDR", d.health_addr),
+            metrics_addr=env.get("KUBEFORGE_METRICS_ADDR", d.metrics_addr),
+            workers=int(env.get("KUBEFORGE_WORKERS", d.workers)),
+            resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
+        )
+
+
+SETTINGS = Settings.from_env()

@@ -1,0 +1,120 @@
+"""A deduplicating, delayed work queue feeding level-triggered reconcilers, as controller-runtime does.
+
+Why not kopf's own handlers: kopf's change handlers keep state in annotations on the
+object, and its daemons and timers add finalizers. kubeforge keeps no state on the
+object besides status, so `kopf.on.event` handlers only enqueue a key here, and a
+reconciler rebuilds everything it needs from the API server each time. One key is
+never reconciled twice at once; a key re-added while in flight runs again after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubeforge import metrics
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+# A reconciler gets namespace and name, and returns seconds until it wants to run again (or None).
+Reconciler = Callable[[str, str], "float | None"]
+
+MAX_BACKOFF = 60.0
+
+
+@dataclass
+class WorkQueue:
+    workers: int = 4
+    reconcilers: dict[str, Reconciler] = field(default_factory=dict)
+    _queue: asyncio.Queue | None = None
+    _queued: set = field(default_factory=set)
+    _running: set = field(default_factory=set)
+    _dirty: set = field(default_factory=set)
+    _failures: dict = field(default_factory=dict)
+    _timers: dict = field(default_factory=dict)
+
+    def register(self, kind: str, reconciler: Reconciler) -> None:
+        self.reconcilers[kind] = reconciler
+
+    def add(self, kind: str, namespace: str, name: str, after: float = 0.0) -> None:
+        """Enqueue now, or after `after` seconds (an earlier pending timer wins). Loop thread only."""
+        key = (kind, namespace, name)
+        if self._queue is None:
+            return  # not started yet: the initial listing enqueues everything anyway
+        if after > 0:
+            self._schedule(key, after)
+            return
+        if key in self._running:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+            metrics.QUEUE_DEPTH.set(len(self._queued))
+
+    def _schedule(self, key: Key, after: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + after
+        existing = self._timers.get(key)
+        if existing and existing.when() <= due:
+            return
+        if existing:
+            existing.cancel()
+        self._timers[key] = loop.call_at(due, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(*key)
+
+    async def run(self) -> None:
+        self._queue = asyncio.Queue()
+        tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            metrics.QUEUE_DEPTH.set(len(self._queued))
+            self._running.add(key)
+            try:
+                requeue = await self._reconcile(key)
+            finally:
+                self._running.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.add(*key)
+            elif requeue is not None:
+                self.add(*key, after=max(0.05, requeue))
+
+    async def _reconcile(self, key: Key) -> float | None:
+        kind, namespace, name = key
+        reconciler = self.reconcilers.get(kind)
+        if reconciler is None:
+            log.error("no reconciler registered for %s", kind)
+            return None
+        start = time.monotonic()
+        try:
+            requeue = await asyncio.to_thread(reconciler, namespace, name)
+        except Exception as e:  # a reconciler bug or an API error: back off, never drop the key
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+            log.exception("reconcile %s %s/%s failed (%d in a row), retry in %.1fs", kind, namespace, name, failures, delay)
+            metrics.RECONCILES.labels(kind=kind, result="error").inc()
+            return delay
+        finally:
+            metrics.RECONCILE_SECONDS.labels(kind=kind).observe(time.monotonic() - start)
+        self._failures.pop(key, None)
+        metrics.RECONCILES.labels(kind=kind, result="ok").inc()
+        return requeue
+
+
+QUEUE = WorkQueue()
