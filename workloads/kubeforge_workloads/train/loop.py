@@ -1,0 +1,185 @@
+"""The built-in text-classification recipe's training loop: resume, train, checkpoint, evaluate, export, summarise."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from kubeforge import contract
+from kubeforge.contract import LaunchEnv
+
+from . import checkpoint
+from .data import Examples, epoch_batches, load_examples, train_eval_split
+from .evaluate import evaluate
+from .recipe import Recipe, resolve_model_path
+from .report import ProgressReporter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """One attempt's moving parts; rank 0 is the one that reports and exports."""
+
+    launch: LaunchEnv
+    recipe: Recipe
+    device: torch.device
+    engine: object
+    tokenizer: object
+    train_set: Examples
+    eval_set: Examples
+    steps_per_epoch: int
+    total_steps: int
+    reporter: ProgressReporter | None
+    step: int = 0
+    resumed_from: int = 0
+    metrics: dict = field(default_factory=dict)
+    evaluated_at: int = -1
+    saved_at: int = -1
+
+    @property
+    def rank(self) -> int:
+        return dist.get_rank()
+
+    @property
+    def world(self) -> int:
+        return dist.get_world_size()
+
+    def tokenize(self, texts: list[str], labels: list[int], device: torch.device) -> dict:
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.recipe.max_seq_length, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in encoded.items()}
+        batch["labels"] = torch.tensor(labels, device=device)
+        return batch
+
+
+def train_epochs(run: Run) -> None:
+    """Train from `run.step` to the last step, checkpointing and evaluating on the way."""
+    every = run.launch.checkpoint_every_steps or 0
+    while run.step < run.total_steps:
+        epoch, offset = divmod(run.step, run.steps_per_epoch)
+        batches = epoch_batches(len(run.train_set.texts), run.recipe.batch_size, run.rank, run.world, run.recipe.seed, epoch)
+        for rows in batches[offset:]:
+            loss = run.engine.train_step(run.tokenize([run.train_set.texts[i] for i in rows], [run.train_set.labels[i] for i in rows], run.device))
+            run.step += 1
+            report_progress(run, mean_over_ranks(loss))
+            if every and run.step % every == 0:
+                save_checkpoint(run)
+            if run.step >= run.total_steps:
+                break
+        if run.step % run.steps_per_epoch == 0:
+            run_eval(run, f"epoch {run.step // run.steps_per_epoch}")
+
+
+def mean_over_ranks(loss: torch.Tensor) -> float:
+    value = loss.detach().float().reshape(1).clone()
+    dist.all_reduce(value)
+    return float(value.item()) / dist.get_world_size()
+
+
+def report_progress(run: Run, loss: float) -> None:
+    if run.reporter is None:
+        return
+    epoch = run.step / run.steps_per_epoch
+    run.reporter.report(contract.progress_record(run.step, run.total_steps, loss, epoch), final=run.step == run.total_steps)
+    if run.step == 1 or run.step % 10 == 0 or run.step == run.total_steps:
+        log.info("step %d/%d loss %.4f", run.step, run.total_steps, loss)
+
+
+def run_eval(run: Run, label: str) -> None:
+    run.metrics = evaluate(run.engine.module, run.tokenize, run.eval_set, run.device, max(32, run.recipe.batch_size))
+    run.evaluated_at = run.step
+    if run.rank == 0:
+        log.info("eval (%s, step %d): %s", label, run.step, run.metrics)
+
+
+def save_checkpoint(run: Run) -> None:
+    """All ranks write into a temp directory; rank 0 seals and publishes it (needs a shared volume across nodes)."""
+    if not run.launch.checkpoint_dir or run.saved_at == run.step:
+        return
+    root = Path(run.launch.checkpoint_dir)
+    if run.rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        checkpoint.prune(root)  # also clears a temp directory a crashed attempt left behind
+    dist.barrier()
+    run.engine.save(root, checkpoint.temp_name(run.step))
+    dist.barrier()
+    if run.rank == 0:
+        state = {"step": run.step, "epoch": run.step // run.steps_per_epoch, "batchInEpoch": run.step % run.steps_per_epoch,
+                 "worldSize": run.world, "attempt": run.launch.attempt}
+        checkpoint.write_manifest(root / checkpoint.temp_name(run.step), state)
+        checkpoint.publish(root, run.step)
+        checkpoint.prune(root)
+        log.info("checkpoint saved at step %d", run.step)
+    dist.barrier()
+    run.saved_at = run.step
+
+
+def resume(run: Run) -> None:
+    """Continue from the newest complete checkpoint (every rank reads the same one), if there is one."""
+    found = checkpoint.newest_complete(Path(run.launch.checkpoint_dir)) if run.launch.checkpoint_dir else None
+    choice = [found[0].name if found else None]
+    dist.broadcast_object_list(choice, src=0)  # rank 0 decides, so ranks never load different steps
+    if choice[0] is None:
+        return
+    directory = Path(run.launch.checkpoint_dir) / choice[0]
+    state = checkpoint.read_complete(directory) or {}
+    run.engine.load(directory.parent, directory.name)
+    run.step = run.resumed_from = run.saved_at = int(state["step"])
+    log.info("resumed from %s (step %d of %d)", directory, run.step, run.total_steps)
+
+
+def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict) -> Run:
+    """Data, model, optimizer and engine for this attempt."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    torch.manual_seed(recipe.seed)
+    train_set, eval_set = train_eval_split(load_examples(recipe.dataset), recipe.dataset.eval_fraction, recipe.seed)
+    world = dist.get_world_size()
+    steps_per_epoch = len(train_set.texts) // world // recipe.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(train_set.texts)} training rows are too few for batch size {recipe.batch_size} x {world} processes")
+    total = recipe.max_steps or recipe.epochs * steps_per_epoch
+    path = resolve_model_path(recipe.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(train_set.label_names)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
+    engine = make_engine(launch, recipe, model, optimizer, scheduler, device)
+    reporter = ProgressReporter(launch.progress_file, env) if dist.get_rank() == 0 else None
+    return Run(launch, recipe, device, engine, tokenizer, train_set, eval_set, steps_per_epoch, total, reporter)
+
+
+def use_bf16(recipe: Recipe, device: torch.device) -> bool:
+    if recipe.bf16 is not None:
+        return bool(recipe.bf16)
+    # Auto: GPUs that have it; on CPUs bf16 training is slower unless the core has AMX.
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def make_engine(launch: LaunchEnv, recipe: Recipe, model, optimizer, scheduler, device: torch.device):
+    from .engines import DDPEngine, DeepSpeedEngine, deepspeed_config, load_deepspeed_config
+
+    bf16 = use_bf16(recipe, device)
+    if launch.launcher == "deepspeed":
+        config = deepspeed_config(load_deepspeed_config(launch.deepspeed_config), recipe.batch_size, launch.zero_stage, bf16)
+        return DeepSpeedEngine(model, optimizer, scheduler, config)
+    return DDPEngine(model, optimizer, scheduler, device, bf16)
+
+
+def timed_training(run: Run) -> dict:
+    """Resume, train, final checkpoint and eval; returns the numbers the summary reports."""
+    resume(run)
+    started, first_step = time.monotonic(), run.step
+    train_epochs(run)
+    seconds = time.monotonic() - started
+    save_checkpoint(run)
+    if run.evaluated_at != run.step:
+        run_eval(run, "final")
+    samples = (run.step - first_step) * run.recipe.batch_size * run.world
+    return {"steps": run.step, "resumedFromStep": run.resumed_from, "samplesPerSecond": round(samples / max(seconds, 1e-9), 3),
+            "trainSeconds": round(seconds, 3)}

@@ -1,0 +1,112 @@
+"""One training process of the built-in recipe: join the process group, train, and (rank 0) export and summarise.
+
+Started by the node agent (launcher deepspeed) or by torchrun; either way the
+torch.distributed env (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from kubeforge.contract import LaunchEnv
+
+log = logging.getLogger("kubeforge.train")
+# Long enough for rank 0's checkpoint writes, short enough that a lost peer fails the pod
+# (and the operator restarts the group) instead of hanging until activeDeadlineSeconds.
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kubeforge-train worker")
+    # DeepSpeed's own launcher passes --local_rank; accept it, the env is the truth.
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None)
+    return parser.parse_known_args(argv)[0]
+
+
+def init_process_group():
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before DeepSpeed is first imported
+        device, backend = torch.device("cpu"), "gloo"
+    dist.init_process_group(backend=backend, timeout=PROCESS_GROUP_TIMEOUT)
+    return device
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(sys.argv[1:] if argv is None else argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
+    launch = LaunchEnv.from_env(dict(os.environ))
+    started = time.monotonic()
+    try:
+        summary = train_and_export(launch, dict(os.environ))
+    except Exception as exc:
+        if rank == 0:
+            from .report import write_termination_message
+
+            write_termination_message(launch.termination_log, {"error": f"{type(exc).__name__}: {exc}"[:3000]})
+        raise
+    if summary is not None:
+        from .report import write_termination_message
+
+        summary["durationSeconds"] = round(time.monotonic() - started, 3)
+        write_termination_message(launch.termination_log, summary)
+        log.info("summary: %s", summary)
+    return 0
+
+
+def train_and_export(launch: LaunchEnv, env: dict) -> dict | None:
+    """Train on every rank; rank 0 returns the summary after writing the model, the others None."""
+    import torch.distributed as dist
+
+    from .loop import build_run, timed_training
+    from .recipe import parse_recipe
+
+    device = init_process_group()
+    try:
+        recipe = parse_recipe(launch.recipe)
+        run = build_run(launch, recipe, device, env)
+        numbers = timed_training(run)
+        weights = run.engine.full_state_dict()  # collective under ZeRO-3, so before the group goes
+    finally:
+        dist.destroy_process_group()
+    if weights is None:
+        return None
+    model_uri = write_model(run, weights, launch)
+    return {"metrics": run.metrics, "modelUri": model_uri, **numbers}
+
+
+def write_model(run, weights: dict, launch: LaunchEnv) -> str:
+    from transformers import AutoModelForSequenceClassification
+
+    from .export import export_model
+    from .recipe import resolve_model_path
+
+    if not launch.output_dir:
+        log.warning("no output directory (KUBEFORGE_OUTPUT_DIR) set: the model is not exported")
+        return ""
+    # A fresh copy: under ZeRO-3 the engine's module holds only this rank's partition.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(run.recipe.model), num_labels=len(run.train_set.label_names))
+    model.load_state_dict(weights)
+    manifest = export_model(model, run.tokenizer, Path(launch.output_dir), run.train_set.label_names,
+                            run.recipe.max_seq_length, extra={"metrics": run.metrics, "steps": run.step})
+    log.info("model written to %s (ONNX max |diff| vs torch %s)", launch.output_dir, manifest["onnxMaxAbsDiff"])
+    return launch.output_uri or launch.output_dir
+
+
+if __name__ == "__main__":
+    sys.exit(main())
