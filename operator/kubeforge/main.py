@@ -81,7 +81,7 @@ def load_controllers() -> list[str]:
             importlib.import_module(module)
             loaded.append(module)
         except ModuleNotFoundError as e:
-            if e.name != module:
+            if not e.name or not module.startswith(e.name):
                 raise
             log.warning("controller %s is not available", module)
     return loaded

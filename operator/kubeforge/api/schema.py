@@ -64,6 +64,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in node.items() if k in _K8S_EXTENSIONS or k in ("description", "type")}
         out.setdefault("type", "object")
         if out["type"] == "array":
+            # The marker belongs on the items: an array itself has no fields to preserve.
+            out.pop("x-kubernetes-preserve-unknown-fields")
             out["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         return out
     options = node.get("anyOf") or node.get("oneOf")
