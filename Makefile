@@ -1,0 +1,75 @@
+# kubeforge: the verbs. `make demo` and `make test` are the quick start.
+SHELL := /bin/bash
+VENV ?= $(HOME)/.cache/kubeforge/venv
+export KUBEFORGE_VENV := $(VENV)
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+export PATH := $(VENV)/bin:$(PATH)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help venv binaries helm cluster-up cluster-down cluster-status crds crds-check \
+        test test-unit test-integration test-workload demo bench bench-train bench-serve \
+        images kind-up kind-e2e clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+venv:  ## create/reuse the Python venv (outside the repo) with all extras
+	@hack/venv.sh
+
+binaries:  ## build the pinned Kubernetes, etcd, kwok binaries from Go modules (cached)
+	@hack/build-binaries.sh all
+
+helm:  ## build the pinned helm binary from its Go module (cached)
+	@hack/build-binaries.sh helm
+
+cluster-up: binaries  ## start the local kwok cluster with GPU node pools (real control plane)
+	@hack/cluster.sh up
+
+cluster-down:  ## stop and delete the local cluster
+	@hack/cluster.sh down
+
+cluster-status:  ## show the local cluster
+	@hack/cluster.sh status
+
+crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
+	@$(PY) -m kubeforge.crds
+
+crds-check: venv  ## fail when crds/ drifted from the API models
+	@$(PY) -m kubeforge.crds --check
+
+test: venv binaries helm  ## all tests: unit, integration (local cluster), workload, e2e
+	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests
+
+test-unit: venv  ## fast unit tests only
+	@$(PYTEST) tests/unit
+
+test-integration: venv binaries  ## operator against the local cluster
+	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests/integration
+
+test-workload: venv  ## trainer and server as real processes
+	@$(PYTEST) tests/workload
+
+demo: venv binaries  ## cluster, operator, sample CRs, then a real local training run and prediction
+	@hack/demo.sh
+
+bench: bench-train bench-serve  ## all benchmarks (ratios + PNG plots in bench/results/)
+
+bench-train: venv  ## DeepSpeed recipe vs Hugging Face Trainer, samples/s ratio
+	@$(PY) bench/train_bench.py
+
+bench-serve: venv  ## server overhead, batching, vs KServe, ONNX Runtime vs torch
+	@$(PY) bench/serve_bench.py
+
+images:  ## build the container images (needs Docker; untested on our CI)
+	@hack/images.sh
+
+kind-up: images  ## kind cluster with images loaded and the chart installed (needs Docker)
+	@hack/kind.sh up
+
+kind-e2e: kind-up  ## real CPU training and serving on kind (needs Docker)
+	@hack/kind.sh e2e
+
+clean:  ## remove build leftovers in the repo (caches outside the repo stay)
+	@rm -rf build dist .pytest_cache out
