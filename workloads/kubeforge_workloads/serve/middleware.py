@@ -1,0 +1,93 @@
+"""ASGI middleware: the request-body limit (413 before parsing) and per-request metrics and in-flight count."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from kubeforge import servecontract as sc
+
+from .errors import PayloadTooLarge, error_body
+from .metrics import ServerMetrics
+
+# Probes and scrapes are not inference load: they stay out of the in-flight count the HPA scales on.
+NOT_INFERENCE = (sc.LIVE_PATH, sc.READY_PATH, sc.METRICS_PATH, "/docs", "/openapi.json")
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    raw = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+    await send({"type": "http.response.body", "body": raw})
+
+
+class BodyLimitMiddleware:
+    """Refuse oversized bodies by Content-Length at once, and chunked ones as soon as they cross the limit."""
+
+    def __init__(self, app, max_body_bytes: int):
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await _send_json(send, 413, error_body(f"request body is {int(declared)} bytes; "
+                                                           f"the limit is {self.limit} bytes"))
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class RequestCounter:
+    """Inference requests currently being served; the batcher and the gauge both read it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self) -> int:
+        return self.value
+
+
+class MetricsMiddleware:
+    """Counts requests by route template (bounded label values) and status code, times them, tracks in-flight."""
+
+    def __init__(self, app, metrics: ServerMetrics, in_flight: RequestCounter):
+        self.app = app
+        self.metrics = metrics
+        self.in_flight = in_flight
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 500
+        counted = scope["path"] not in NOT_INFERENCE
+
+        async def recording_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        if counted:
+            self.in_flight.value += 1
+            self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            if counted:
+                self.in_flight.value -= 1
+                self.metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
