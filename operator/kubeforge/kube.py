@@ -82,11 +82,11 @@ def _call(method: str, path: str, body: Any = None, query: list | None = None, c
     )
 
 
-def apply(obj: dict[str, Any]) -> dict[str, Any]:
+def apply(obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
     """Server-side apply under field manager `kubeforge`; deterministic names make retries converge."""
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-    query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+    query = [("fieldManager", field_manager), ("force", "true")]
     return _call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
 
 

@@ -59,8 +59,10 @@ def queue_probe(**_: Any) -> dict[str, int]:
 def enqueue_on_event(kind: str, plural: str) -> None:
     """Every watch event on a custom resource enqueues its key; the reconciler does the rest."""
 
-    @kopf.on.event(GROUP, VERSION, plural)
-    def _enqueue(namespace: str, name: str, type: str | None, **_: Any) -> None:
+    # async on purpose: kopf runs sync handlers in a thread pool, and QUEUE.add touches an
+    # asyncio.Queue, which is safe from the event loop's thread only.
+    @kopf.on.event(GROUP, VERSION, plural, id=f"enqueue-{kind}")
+    async def _enqueue(namespace: str, name: str, type: str | None, **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         QUEUE.add(kind, namespace, name)
 
@@ -68,8 +70,9 @@ def enqueue_on_event(kind: str, plural: str) -> None:
 def enqueue_owner_on_child_event(group: str, version: str, plural: str, label: str, owner_kind: str) -> None:
     """Child objects carry the owner's name in `label`; their events wake the owner's reconciler."""
 
-    @kopf.on.event(group, version, plural, labels={label: kopf.PRESENT})
-    def _enqueue_owner(namespace: str, labels: dict[str, str], **_: Any) -> None:
+    # A distinct id per owner: TrainingJob and ModelEndpoint both watch some child kinds.
+    @kopf.on.event(group, version, plural, labels={label: kopf.PRESENT}, id=f"enqueue-{owner_kind}-for-{plural}")
+    async def _enqueue_owner(namespace: str, labels: dict[str, str], **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         QUEUE.add(owner_kind, namespace, labels[label])
 
