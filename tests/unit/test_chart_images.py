@@ -1,0 +1,57 @@
+"""The Dockerfiles, read as text (no Docker engine here): non-root, the right extras, no torch in the operator."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+
+from kubeforge.podspec import RUN_AS_USER
+from tests.chart import REPO
+
+DOCKER = REPO / "docker"
+IMAGES = ("operator", "trainer", "server", "server-tensorrt")
+
+
+def dockerfile(name: str) -> str:
+    return (DOCKER / f"{name}.Dockerfile").read_text()
+
+
+def final_stage(text: str) -> str:
+    return text[text.rindex("\nFROM ") :]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_image_runs_as_the_uid_the_pod_specs_expect(name):
+    users = re.findall(r"^USER (\S+)", final_stage(dockerfile(name)), re.M)
+    assert users and users[-1].split(":")[0] == str(RUN_AS_USER)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_build_context_holds_only_the_sources(name):
+    ignore = (DOCKER / f"{name}.Dockerfile.dockerignore").read_text().splitlines()
+    assert ignore[1] == "*" and "!operator/" in ignore and "!workloads/" in ignore
+
+
+@pytest.mark.parametrize("name, extra", [("operator", "operator"), ("trainer", "train"), ("server", "serve"), ("server-tensorrt", "serve")])
+def test_each_image_installs_its_own_extra_only(name, extra):
+    installed = set(re.findall(r"src\[(\w+)\]", dockerfile(name)))
+    assert installed == {extra}
+
+
+def test_the_operator_extra_and_image_stay_free_of_torch():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert not [r for r in extras["operator"] if re.match(r"(torch|deepspeed|transformers|onnxruntime|tensorrt)\b", r)]
+    assert "torch" not in dockerfile("operator").lower().replace("no torch", "")
+
+
+def test_the_trainer_prebuilds_the_deepspeed_shm_op_so_no_compiler_is_needed_at_run_time():
+    text = dockerfile("trainer")
+    assert "DS_BUILD_SHM_COMM=1" in text and "deepspeed==0.19.8" in text
+    runtime = final_stage(text)
+    assert "gcc" not in runtime and "build-essential" not in runtime
+
+
+def test_the_tensorrt_server_starts_from_nvidia_tensorrt_image():
+    assert re.search(r"ARG TENSORRT_IMAGE=nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3", dockerfile("server-tensorrt"))

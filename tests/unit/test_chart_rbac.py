@@ -1,0 +1,80 @@
+"""The chart's RBAC: least privilege in both modes, no wildcards, no secrets; and the check that says so can fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chart import TRAINER_CLUSTER_ROLE, forbidden_grants, objects, rbac_rules, render
+
+CLUSTER_WIDE: dict = {}
+NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
+
+
+@pytest.mark.parametrize(
+    "rule, problem",
+    [
+        ({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}, "wildcard in apiGroups"),
+        ({"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}, "wildcard in resources"),
+        ({"apiGroups": [""], "resources": ["pods/*"], "verbs": ["get"]}, "wildcard in resources"),
+        ({"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}, "wildcard in verbs"),
+        ({"nonResourceURLs": ["/metrics/*"], "verbs": ["get"]}, "wildcard in nonResourceURLs"),
+        ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}, "on secrets"),
+        ({"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["list"]}, "on secrets"),
+    ],
+)
+def test_the_grant_check_flags_wildcards_and_secrets(rule, problem):
+    assert any(problem in p for p in forbidden_grants([rule]))
+
+
+def test_the_grant_check_accepts_a_narrow_rule():
+    assert forbidden_grants([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}]) == []
+
+
+@pytest.mark.parametrize("values", [CLUSTER_WIDE, NAMESPACED], ids=["cluster-wide", "namespaced"])
+def test_no_rendered_role_grants_a_wildcard_or_secrets(values):
+    for name, rules in rbac_rules(render(values)).items():
+        assert forbidden_grants(rules) == [], name
+
+
+def test_cluster_wide_mode_binds_one_cluster_role_to_the_operator():
+    docs = render(CLUSTER_WIDE)
+    assert objects(docs, "Role") == [] and objects(docs, "RoleBinding") == []
+    binding = objects(docs, "ClusterRoleBinding")[0]
+    assert binding["roleRef"]["name"] == "kubeforge"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubeforge", "namespace": "kubeforge-system"}]
+
+
+def test_namespaced_mode_grants_nothing_cluster_wide_but_the_trainer_role():
+    docs = render(NAMESPACED)
+    assert [c["metadata"]["name"] for c in objects(docs, "ClusterRole")] == [TRAINER_CLUSTER_ROLE]
+    assert objects(docs, "ClusterRoleBinding") == []
+    assert sorted(r["metadata"]["namespace"] for r in objects(docs, "Role")) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in objects(docs, "RoleBinding")) == ["team-a", "team-b"]
+
+
+def test_both_modes_grant_the_same_rules():
+    cluster_rules = rbac_rules(render(CLUSTER_WIDE))["ClusterRole//kubeforge"]
+    assert all(rules == cluster_rules for name, rules in rbac_rules(render(NAMESPACED)).items() if name.startswith("Role/"))
+
+
+def test_the_operator_may_bind_only_the_trainer_cluster_role():
+    rules = rbac_rules(render(CLUSTER_WIDE))["ClusterRole//kubeforge"]
+    bind_rules = [r for r in rules if "bind" in r["verbs"]]
+    assert bind_rules == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": [TRAINER_CLUSTER_ROLE],
+        }
+    ]
+
+
+def test_the_trainer_may_only_read_and_annotate_pods():
+    trainer = [c for c in objects(render(), "ClusterRole") if c["metadata"]["name"] == TRAINER_CLUSTER_ROLE][0]
+    assert trainer["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+
+
+def test_rbac_create_false_renders_no_rbac():
+    docs = render({"rbac": {"create": False}})
+    assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
