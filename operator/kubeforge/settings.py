@@ -20,6 +20,11 @@ class Settings:
     metrics_addr: str = "127.0.0.1:8082"
     workers: int = 4
     resync_seconds: float = 60.0
+    # A ModelEndpoint whose rollout had completed turns Degraded after this long short of Ready replicas.
+    endpoint_degraded_after_seconds: float = 60.0
+    # ClusterRole (pods get/patch) bound to each TrainingJob's ServiceAccount so rank 0 can
+    # report progress on its own pod; empty: no ServiceAccount token in training pods.
+    trainer_cluster_role: str = "kubeforge-trainer"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -34,6 +39,10 @@ class Settings:
             metrics_addr=env.get("KUBEFORGE_METRICS_ADDR", d.metrics_addr),
             workers=int(env.get("KUBEFORGE_WORKERS", d.workers)),
             resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
+            endpoint_degraded_after_seconds=float(
+                env.get("KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS", d.endpoint_degraded_after_seconds)
+            ),
+            trainer_cluster_role=env.get("KUBEFORGE_TRAINER_CLUSTER_ROLE", d.trainer_cluster_role),
         )
 
 

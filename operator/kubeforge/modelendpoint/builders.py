@@ -1,0 +1,224 @@
+"""Pure builders for a ModelEndpoint's children: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget.
+
+Spec and names in, manifests out: no I/O, no clock. The reconciler applies what
+`build_children` returns with server-side apply and deletes what it lists as absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeforge import podspec, servecontract as sc, storage
+from kubeforge.api.modelendpoint import ModelEndpointSpec
+
+LABEL = "kubeforge.io/modelendpoint"
+CONTAINER = "server"
+SERVICE_PORT = 80
+ENGINE_CACHE_PATH = "/var/cache/kubeforge/engines"
+# How long a model load may take before the startup probe gives up: 60 x 10 s.
+STARTUP_PERIOD_S, STARTUP_FAILURES = 10, 60
+PROGRESS_DEADLINE_S = 900
+DEFAULT_TARGETS = {"cpu": 70, "inflight": 8}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything the builders need about one ModelEndpoint, resolved by the reconciler."""
+
+    owner: dict[str, Any]  # the ModelEndpoint as read (for name, namespace, uid)
+    spec: ModelEndpointSpec
+    model_uri: str
+    runtime: str
+    image: str
+    gpu_resource: str = "nvidia.com/gpu"
+
+    @property
+    def name(self) -> str:
+        return self.owner["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.owner["metadata"]["namespace"]
+
+
+@dataclass(frozen=True)
+class Children:
+    """Objects to apply, and (apiVersion, kind, name) of optional children that must not exist."""
+
+    apply: list[dict[str, Any]]
+    absent: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    return {LABEL: name}
+
+
+def selector_string(name: str) -> str:
+    """The pods' label selector as the scale subresource wants it (status.selector)."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(name).items())
+
+
+def service_url(name: str, namespace: str) -> str:
+    # <svc>.<ns>.svc resolves through every pod's DNS search path, whatever the cluster domain.
+    return f"http://{name}.{namespace}.svc"
+
+
+def labels(name: str) -> dict[str, str]:
+    return {
+        **selector_labels(name),
+        "app.kubernetes.io/name": "kubeforge-server",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "inference-server",
+        "app.kubernetes.io/managed-by": "kubeforge",
+    }
+
+
+def desired_replica_floor(spec: ModelEndpointSpec) -> int:
+    """The fewest replicas the endpoint asks for: what decides whether a PodDisruptionBudget helps."""
+    return spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
+
+
+def build_children(ep: Endpoint) -> Children:
+    apply = [build_deployment(ep), build_service(ep)]
+    absent: list[tuple[str, str, str]] = []
+    if ep.spec.autoscaling:
+        apply.append(build_hpa(ep))
+    else:
+        absent.append(("autoscaling/v2", "HorizontalPodAutoscaler", ep.name))
+    if desired_replica_floor(ep.spec) > 1:
+        apply.append(build_pdb(ep))
+    else:
+        absent.append(("policy/v1", "PodDisruptionBudget", ep.name))
+    return Children(apply=apply, absent=absent)
+
+
+def _metadata(ep: Endpoint) -> dict[str, Any]:
+    return {
+        "name": ep.name,
+        "namespace": ep.namespace,
+        "labels": labels(ep.name),
+        "ownerReferences": [podspec.owner_reference(ep.owner)],
+    }
+
+
+def build_deployment(ep: Endpoint) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(ep.name)},
+        # Capacity never drops during a rollout: a new pod must be Ready before an old one goes.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "progressDeadlineSeconds": PROGRESS_DEADLINE_S,
+        "revisionHistoryLimit": 3,
+        "template": build_pod_template(ep),
+    }
+    if not ep.spec.autoscaling:
+        # With an HPA the field is left out: server-side apply then leaves the HPA's value alone.
+        spec = {"replicas": ep.spec.replicas, **spec}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(ep), "spec": spec}
+
+
+def build_pod_template(ep: Endpoint) -> dict[str, Any]:
+    location = storage.parse_uri(ep.model_uri)
+    volumes, mounts = _volumes(ep, location)
+    container = {
+        "name": CONTAINER,
+        "image": ep.image,
+        "command": ["kubeforge-serve"],
+        "ports": [{"name": "http", "containerPort": sc.DEFAULT_PORT, "protocol": "TCP"}],
+        "env": podspec.merge_env(server_env(ep, location), ep.spec.env),
+        "resources": podspec.container_resources(ep.spec.resources, ep.gpu_resource),
+        "securityContext": podspec.container_security_context(),
+        **probes(),
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict[str, Any] = {
+        "securityContext": podspec.pod_security_context(),
+        "containers": [container],
+        **podspec.placement(ep.spec.node_pool, ep.spec.resources.gpus, ep.gpu_resource),
+    }
+    if volumes:
+        pod["volumes"] = volumes
+    annotations = {**scrape_annotations(), **ep.spec.pod_annotations}
+    return {"metadata": {"labels": labels(ep.name), "annotations": annotations}, "spec": pod}
+
+
+def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]:
+    """The serving contract (kubeforge.servecontract) as container env."""
+    values = {
+        sc.MODEL_DIR: location.local_path,
+        sc.MODEL_URI: ep.model_uri,
+        sc.MODEL_NAME: ep.name,
+        sc.MODEL_FORMAT: ep.spec.model.format,
+        sc.TASK: ep.spec.model.task,
+        sc.RUNTIME: ep.runtime,
+        sc.MAX_BATCH_SIZE: str(ep.spec.batching.max_batch_size),
+        sc.MAX_DELAY_MS: str(ep.spec.batching.max_delay_ms),
+        # Inside the pod the server must answer the kubelet's probes on the pod IP.
+        sc.HOST: "0.0.0.0",
+        sc.PORT: str(sc.DEFAULT_PORT),
+    }
+    if ep.runtime == "tensorrt":
+        values[sc.ENGINE_CACHE_DIR] = ENGINE_CACHE_PATH
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def _volumes(ep: Endpoint, location: storage.Location) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes, mounts = [], []
+    pvc = podspec.pvc_volume(location, read_only=True)
+    if pvc:
+        volumes.append(pvc[0])
+        mounts.append(pvc[1])
+    if ep.runtime == "tensorrt":
+        # Engines are built per GPU model at first start; an emptyDir survives container restarts.
+        volumes.append({"name": "engine-cache", "emptyDir": {}})
+        mounts.append({"name": "engine-cache", "mountPath": ENGINE_CACHE_PATH})
+    return volumes, mounts
+
+
+def probes() -> dict[str, Any]:
+    """Startup waits for the model load (TensorRT engine builds take minutes); then liveness takes over."""
+    def http(path: str) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "http"}}
+
+    return {
+        "startupProbe": {**http(sc.READY_PATH), "periodSeconds": STARTUP_PERIOD_S, "failureThreshold": STARTUP_FAILURES},
+        "readinessProbe": {**http(sc.READY_PATH), "periodSeconds": 5, "failureThreshold": 2},
+        "livenessProbe": {**http(sc.LIVE_PATH), "periodSeconds": 10, "failureThreshold": 3},
+    }
+
+
+def scrape_annotations() -> dict[str, str]:
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(sc.DEFAULT_PORT), "prometheus.io/path": sc.METRICS_PATH}
+
+
+def build_service(ep: Endpoint) -> dict[str, Any]:
+    port = {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    spec = {"type": "ClusterIP", "selector": selector_labels(ep.name), "ports": [port]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(ep), "spec": spec}
+
+
+def build_hpa(ep: Endpoint) -> dict[str, Any]:
+    auto = ep.spec.autoscaling
+    assert auto is not None
+    target = auto.target or DEFAULT_TARGETS[auto.metric]
+    if auto.metric == "cpu":
+        metric = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}
+    else:
+        metric = {
+            "type": "Pods",
+            "pods": {"metric": {"name": sc.INFLIGHT_METRIC}, "target": {"type": "AverageValue", "averageValue": str(target)}},
+        }
+    spec = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ep.name},
+        "minReplicas": auto.min_replicas,
+        "maxReplicas": auto.max_replicas,
+        "metrics": [metric],
+    }
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(ep), "spec": spec}
+
+
+def build_pdb(ep: Endpoint) -> dict[str, Any]:
+    # maxUnavailable 1 (not minAvailable) keeps working when the HPA changes the count.
+    spec = {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(ep.name)}}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(ep), "spec": spec}
