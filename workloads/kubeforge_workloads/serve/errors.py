@@ -35,10 +35,6 @@ class ModelNotFound(ServeError):
         super().__init__(f"model {name!r} is not served here")
 
 
-class PayloadTooLarge(ServeError):
-    status = 413
-
-
 class QueueFull(ServeError):
     """Back-pressure: the batch queue is full; the client should retry after a moment."""
 

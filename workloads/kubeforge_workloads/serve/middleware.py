@@ -7,7 +7,7 @@ import time
 
 from kubeforge import servecontract as sc
 
-from .errors import PayloadTooLarge, error_body
+from .errors import error_body
 from .metrics import ServerMetrics
 
 # Probes and scrapes are not inference load: they stay out of the in-flight count the HPA scales on.
@@ -35,17 +35,24 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await _send_json(send, 413, error_body(f"request body is {int(declared)} bytes; "
                                                            f"the limit is {self.limit} bytes"))
-        seen = 0
+        seen, refused = 0, False
 
         async def limited_receive():
-            nonlocal seen
+            # The app may be mid-parse when the limit is crossed: answer 413 ourselves and tell the
+            # app the client went away (raising here would surface as FastAPI's generic 400).
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} bytes")
-            return message
+            if seen > self.limit and not refused:
+                refused = True
+                await _send_json(send, 413, error_body(f"request body exceeds the limit of {self.limit} bytes"))
+            return {"type": "http.disconnect"} if refused else message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message):
+            if not refused:  # whatever the app answers after our 413 is dropped
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
 
 class RequestCounter:
