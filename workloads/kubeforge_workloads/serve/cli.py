@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from .config import load_config
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
 
     app.state.on_fatal = stop_on_load_failure
+    # uvicorn re-raises a captured SIGTERM once its graceful shutdown is done, under the handler that was
+    # installed before run(); a fully drained server should then exit 0, not die of the signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
     return 1 if failed else 0
 
