@@ -74,3 +74,53 @@ class MakeTrainingJob:
 
     def model(self) -> TrainingJob:
         return TrainingJob.from_manifest(self.obj())
+
+
+def worker_job(name: str, attempt: int, state: str = "Active", suspend: bool = False, created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    """A child Job as the API server returns it; state Active, Complete, Failed or FailureTarget."""
+    conditions = [] if state == "Active" else [{"type": state, "status": "True"}]
+    return {
+        "metadata": {
+            "name": f"{name}-a{attempt}",
+            "uid": f"job-uid-{attempt}",
+            "creationTimestamp": created,
+            "labels": {"kubeforge.io/trainingjob": name, "kubeforge.io/attempt": str(attempt)},
+        },
+        "spec": {"suspend": suspend},
+        "status": {"conditions": conditions},
+    }
+
+
+def worker_pod(
+    name: str,
+    attempt: int,
+    index: int,
+    phase: str = "Running",
+    ready: bool = True,
+    exit_code: int | None = None,
+    deleted: bool = False,
+    message: str | None = None,
+    annotations: dict[str, str] | None = None,
+    finished_at: str = "2026-01-01T00:10:00Z",
+    evicted: bool = False,
+) -> dict[str, Any]:
+    """A worker pod of an attempt, at the state a test needs."""
+    meta: dict[str, Any] = {
+        "name": f"{name}-a{attempt}-{index}-xyz",
+        "labels": {"kubeforge.io/trainingjob": name, "kubeforge.io/attempt": str(attempt)},
+        "annotations": {"batch.kubernetes.io/job-completion-index": str(index), **(annotations or {})},
+        "ownerReferences": [{"uid": f"job-uid-{attempt}"}],
+    }
+    if deleted:
+        meta["deletionTimestamp"] = "2026-01-01T00:10:00Z"
+    state: dict[str, Any] = {"running": {}}
+    if exit_code is not None:
+        state = {"terminated": {"exitCode": exit_code, "finishedAt": finished_at, **({"message": message} if message else {})}}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": [{"type": "Ready", "status": "True" if ready and phase == "Running" else "False"}],
+        "containerStatuses": [{"name": "trainer", "state": state}],
+    }
+    if evicted:
+        status["reason"] = "Evicted"
+    return {"metadata": meta, "status": status}

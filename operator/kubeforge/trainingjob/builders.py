@@ -1,0 +1,103 @@
+"""Pure builders of a TrainingJob's children: the per-attempt Indexed Job, the headless Service,
+the DeepSpeed ConfigMap and the trainer's ServiceAccount and RoleBinding.
+
+Spec and names in, manifests out; no I/O and no clock, so the reconciler can apply
+them again and again and converge (server-side apply, field manager kubeforge).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeforge import contract
+from kubeforge.api.trainingjob import DEEPSPEED_CONFIG_KEY, TrainingJob
+from kubeforge.settings import Settings
+from kubeforge.trainingjob import names
+from kubeforge.trainingjob.pod import deepspeed_config_json, worker_pod_template
+
+
+def _meta(name: str, job: TrainingJob, owner: dict[str, Any], attempt: int | None = None) -> dict[str, Any]:
+    return {"name": name, "namespace": job.namespace, "labels": names.labels(job.name, attempt), "ownerReferences": [owner]}
+
+
+def build_worker_job(job: TrainingJob, owner: dict[str, Any], attempt: int, settings: Settings, suspend: bool) -> dict[str, Any]:
+    """One Indexed Job per attempt: N pods, index = NODE_RANK, hostname <job>-<index> under the Service."""
+    nodes = job.spec.nodes
+    meta = _meta(names.worker_job(job.name, attempt), job, owner, attempt)
+    scheduling = job.spec.scheduling
+    if scheduling and scheduling.queue_name:
+        meta["labels"][names.KUEUE_QUEUE_LABEL] = scheduling.queue_name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": nodes,
+            "parallelism": nodes,
+            # The first failed worker fails the attempt: the operator owns restarts,
+            # and a lone replacement pod could never rejoin a running process group.
+            "backoffLimit": 0,
+            "suspend": suspend,
+            "template": worker_pod_template(job, attempt, settings),
+        },
+    }
+
+
+def build_service(job: TrainingJob, owner: dict[str, Any]) -> dict[str, Any]:
+    """Headless: gives each worker a DNS record; published before readiness, since rendezvous comes first."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(names.service(job.name), job, owner),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {names.JOB_LABEL: job.name},
+            "ports": [{"name": "rendezvous", "port": contract.DEFAULT_MASTER_PORT, "targetPort": contract.DEFAULT_MASTER_PORT}],
+        },
+    }
+
+
+def build_deepspeed_config_map(job: TrainingJob, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """None for torchrun and for a config the user keeps in their own ConfigMap."""
+    config = deepspeed_config_json(job)
+    if config is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(names.deepspeed_config_map(job.name), job, owner),
+        "data": {DEEPSPEED_CONFIG_KEY: config},
+    }
+
+
+def build_service_account(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    if not settings.trainer_cluster_role:
+        return None
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(names.service_account(job.name), job, owner)}
+
+
+def build_role_binding(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """Binds the trainer ClusterRole in this namespace only, so rank 0 may annotate its pod with progress."""
+    if not settings.trainer_cluster_role:
+        return None
+    account = names.service_account(job.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(account, job, owner),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": settings.trainer_cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": job.namespace}],
+    }
+
+
+def build_shared_children(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    """Everything but the Job, in the order pods need them."""
+    built = [
+        build_service_account(job, owner, settings),
+        build_role_binding(job, owner, settings),
+        build_deepspeed_config_map(job, owner),
+        build_service(job, owner),
+    ]
+    return [obj for obj in built if obj is not None]

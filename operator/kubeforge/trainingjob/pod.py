@@ -1,0 +1,125 @@
+"""The worker pod template of a TrainingJob attempt: image, launcher env, GPUs, placement, volumes, security.
+
+Starts from the user's choices and only adds to them: the user's env, volumes,
+mounts, labels and annotations win over ours for the same name (STYLE.md #6).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeforge import contract, podspec, storage
+from kubeforge.api.trainingjob import TrainingJob
+from kubeforge.settings import Settings
+from kubeforge.trainingjob import names
+from kubeforge.trainingjob.env import checkpoint_location, launch_env
+
+TRAIN_BINARY = "kubeforge-train"
+
+
+def worker_pod_template(job: TrainingJob, attempt: int, settings: Settings) -> dict[str, Any]:
+    spec = job.spec
+    user = spec.pod_template
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # the operator restarts the whole group, never one process
+        "subdomain": names.service(job.name),
+        "enableServiceLinks": False,  # thousands of service env vars help no trainer
+        "securityContext": podspec.pod_security_context(),
+        **podspec.placement(spec.node_pool, spec.gpus, settings.gpu_resource),
+        "containers": [worker_container(job, attempt, settings)],
+        "volumes": _merge_by_name(_volumes(job)[0], spec.volumes),
+        **_service_account(job.name, settings),
+    }
+    scheduling = spec.scheduling
+    if scheduling and scheduling.priority_class_name:
+        pod_spec["priorityClassName"] = scheduling.priority_class_name
+    if scheduling and scheduling.scheduler_name:
+        pod_spec["schedulerName"] = scheduling.scheduler_name
+    labels = {**(user.labels if user else {}), **names.labels(job.name, attempt)}
+    metadata: dict[str, Any] = {"labels": labels}
+    if user and user.annotations:
+        metadata["annotations"] = dict(user.annotations)
+    return {"metadata": metadata, "spec": pod_spec}
+
+
+def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict[str, Any]:
+    spec = job.spec
+    container: dict[str, Any] = {
+        "name": names.CONTAINER,
+        "image": spec.image or settings.trainer_image,
+        "command": [TRAIN_BINARY],
+        "env": podspec.merge_env(worker_env(job, attempt), spec.env),
+        "ports": [{"name": "rendezvous", "containerPort": contract.DEFAULT_MASTER_PORT}],
+        "volumeMounts": _merge_by_name(_volumes(job)[1], spec.volume_mounts, key="mountPath"),
+        "securityContext": podspec.container_security_context(),
+        # A crash before the summary is written still explains itself in the status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    args = ["--", *spec.command, *(spec.args or [])] if spec.command else list(spec.args or [])
+    if args:
+        container["args"] = args
+    resources = podspec.container_resources(spec.resources, settings.gpu_resource)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def worker_env(job: TrainingJob, attempt: int) -> list[dict[str, Any]]:
+    """The contract's literal env, plus what only the pod knows: its rank, name and namespace."""
+    literal = [{"name": k, "value": v} for k, v in launch_env(job, attempt).to_env().items()]
+    from_pod = [
+        (contract.NODE_RANK, contract.COMPLETION_INDEX_FIELD),
+        (contract.POD_NAME, "metadata.name"),
+        (contract.POD_NAMESPACE, "metadata.namespace"),
+    ]
+    return literal + [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}} for n, f in from_pod]
+
+
+def deepspeed_config(job: TrainingJob) -> dict[str, Any] | None:
+    """The DeepSpeed JSON the ConfigMap carries: inline config, or just the ZeRO stage (the trainer fills the rest)."""
+    spec = job.spec
+    if spec.launcher != "deepspeed" or (spec.deepspeed and spec.deepspeed.config_map_ref):
+        return None
+    stage = spec.deepspeed.zero_stage if spec.deepspeed else 2
+    config = dict(spec.deepspeed.config or {}) if spec.deepspeed else {}
+    config.setdefault("zero_optimization", {"stage": stage})
+    return config
+
+
+def deepspeed_config_json(job: TrainingJob) -> str | None:
+    config = deepspeed_config(job)
+    return json.dumps(config, indent=2, sort_keys=True) if config is not None else None
+
+
+def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """/dev/shm, the DeepSpeed config and one PVC per claim the checkpoint and output use."""
+    spec = job.spec
+    shm, shm_mount = podspec.shm_volume()
+    volumes, mounts = [shm], [shm_mount]
+    if spec.launcher == "deepspeed":
+        ref = spec.deepspeed.config_map_ref if spec.deepspeed else None
+        config_map = ref.name if ref else names.deepspeed_config_map(job.name)
+        volumes.append({"name": "deepspeed-config", "configMap": {"name": config_map}})
+        mounts.append({"name": "deepspeed-config", "mountPath": names.DEEPSPEED_MOUNT, "readOnly": True})
+    locations = [checkpoint_location(spec, job.name), storage.parse_uri(spec.output.uri) if spec.output else None]
+    claims_seen: set[str] = set()
+    for location in locations:
+        pvc = podspec.pvc_volume(location, read_only=False) if location else None
+        if pvc and location.claim not in claims_seen:
+            claims_seen.add(location.claim)
+            volumes.append(pvc[0])
+            mounts.append(pvc[1])
+    return volumes, mounts
+
+
+def _service_account(name: str, settings: Settings) -> dict[str, Any]:
+    if not settings.trainer_cluster_role:
+        return {"automountServiceAccountToken": False}
+    return {"serviceAccountName": names.service_account(name), "automountServiceAccountToken": True}
+
+
+def _merge_by_name(ours: list[dict], users: list[dict], key: str = "name") -> list[dict]:
+    """The user's entry replaces ours with the same name (or mount path)."""
+    taken = {u.get(key) for u in users}
+    return [o for o in ours if o.get(key) not in taken] + [dict(u) for u in users]

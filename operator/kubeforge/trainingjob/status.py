@@ -1,0 +1,287 @@
+"""The TrainingJob state machine as a pure function: observed children + clock in, new status and actions out.
+
+The reconciler applies the Plan: patch status first (the attempt number lives
+there), then create / suspend / delete children, then post the events. Any crash
+between two steps is healed by the next pass, which recomputes the same Plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubeforge import conditions
+from kubeforge.api.trainingjob import TrainingJob
+from kubeforge.trainingjob import names, observe
+from kubeforge.trainingjob.exitcodes import attempt_failure
+
+# Condition types.
+CREATED = "Created"  # the first attempt's Job exists
+RUNNING = "Running"  # every worker of the current attempt is up
+SUCCEEDED = "Succeeded"  # all workers finished with code 0 (the Ready-like one for Argo CD / Flux)
+FAILED = "Failed"  # terminal: a permanent exit code, restarts exhausted, or the deadline passed
+SUSPENDED = "Suspended"  # spec.runPolicy.suspend removed the pods
+STALLED = "Stalled"  # rank 0's step did not advance within progressDeadlineSeconds
+
+# Reasons, CamelCase.
+JOB_CREATED = "JobCreated"
+ALL_WORKERS_READY = "AllWorkersReady"
+WORKERS_PENDING = "WorkersPending"
+WAITING_FOR_ADMISSION = "WaitingForAdmission"  # Kueue holds the Job suspended
+RESTARTING = "Restarting"
+COMPLETED = "Completed"
+PERMANENT_EXIT_CODE = "PermanentExitCode"
+BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+PROGRESSING = "Progressing"
+SUSPENDED_BY_USER = "SuspendedByUser"
+RESUMED = "Resumed"
+FINISHED = "Finished"
+
+TERMINAL = ("Succeeded", "Failed")
+NORMAL, WARNING = "Normal", "Warning"
+
+
+@dataclass
+class Plan:
+    """What the reconciler does after computing status; every field is idempotent to apply."""
+
+    status: dict[str, Any]
+    create_job: int | None = None  # the attempt whose Job to create
+    create_suspended: bool = False  # Kueue admits a Job by unsuspending it
+    job_suspend: bool | None = None  # set the current Job's spec.suspend; None leaves it
+    delete_jobs: list[str] = field(default_factory=list)
+    delete_self: bool = False  # ttlSecondsAfterFinished passed
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    requeue_after: float | None = None
+
+    def requeue(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+
+
+@dataclass
+class _Draft:
+    job: TrainingJob
+    obs: observe.Observed
+    now: datetime
+    plan: Plan
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.plan.status
+
+    @property
+    def stamp(self) -> str:
+        return rfc3339(self.now)
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+        current = self.status.get("conditions", [])
+        self.status["conditions"] = conditions.set_condition(current, type_, status, reason, message, self.job.generation, self.stamp)
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.plan.events.append((type_, reason, message))
+
+    @property
+    def current_job(self) -> str:
+        return names.worker_job(self.job.name, self.obs.attempt)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def decide(job: TrainingJob, obs: observe.Observed, now: datetime) -> Plan:
+    """The whole reconcile decision for one TrainingJob."""
+    status = job.status.to_wire()
+    status.update(observedGeneration=job.generation, attempt=obs.attempt, restarts=obs.attempt - 1)
+    status["workers"] = observe.worker_counts(obs, job.spec.nodes)
+    d = _Draft(job, obs, now, Plan(status=status, delete_jobs=list(obs.older_jobs)))
+    if status.get("phase") in TERMINAL:
+        _finished(d)
+    elif job.spec.run_policy.suspend:
+        _suspend(d)
+    else:
+        _run(d)
+    return d.plan
+
+
+def _finished(d: _Draft) -> None:
+    """Terminal: stop what still runs (a deadline hit), and delete the job once its TTL passed."""
+    if d.status["phase"] == "Failed" and d.obs.job_state in (observe.ACTIVE, observe.SUSPENDED):
+        d.plan.delete_jobs.append(d.current_job)
+    ttl = d.job.spec.run_policy.ttl_seconds_after_finished
+    finished = parse_time(d.status.get("completionTime"))
+    if ttl is None or finished is None:
+        return
+    due = finished + timedelta(seconds=ttl)
+    if d.now >= due:
+        d.plan.delete_self = True
+    else:
+        d.plan.requeue((due - d.now).total_seconds())
+
+
+def _suspend(d: _Draft) -> None:
+    if d.obs.job_state == observe.ACTIVE:
+        d.plan.job_suspend = True
+    message = "spec.runPolicy.suspend is true: the workers are stopped, the job is kept"
+    if not conditions.is_true(d.status.get("conditions"), SUSPENDED):
+        d.event(NORMAL, SUSPENDED_BY_USER, message)
+    d.status.update(phase="Suspended", message=message)
+    d.condition(SUSPENDED, conditions.TRUE, SUSPENDED_BY_USER, message)
+    d.condition(RUNNING, conditions.FALSE, SUSPENDED_BY_USER, "suspended")
+
+
+def _run(d: _Draft) -> None:
+    if conditions.is_true(d.status.get("conditions"), SUSPENDED):
+        d.condition(SUSPENDED, conditions.FALSE, RESUMED, "spec.runPolicy.suspend is false")
+        d.event(NORMAL, RESUMED, "resuming the workers")
+    d.status.setdefault("startTime", d.stamp)
+    if _deadline_passed(d):
+        return
+    state = d.obs.job_state
+    if state == observe.MISSING:
+        _create(d)
+    elif state == observe.SUSPENDED:
+        _unsuspend(d)
+    elif state == observe.COMPLETE:
+        _succeed(d)
+    elif state == observe.FAILED:
+        _attempt_failed(d)
+    else:
+        _active(d)
+
+
+def _deadline_passed(d: _Draft) -> bool:
+    limit = d.job.spec.run_policy.active_deadline_seconds
+    if limit is None:
+        return False
+    due = parse_time(d.status["startTime"]) + timedelta(seconds=limit)
+    if d.now < due:
+        d.plan.requeue((due - d.now).total_seconds())
+        return False
+    _fail(d, DEADLINE_EXCEEDED, f"the job ran longer than activeDeadlineSeconds ({limit}s)")
+    return True
+
+
+def _create(d: _Draft) -> None:
+    queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
+    d.plan.create_job = d.obs.attempt
+    d.plan.create_suspended = bool(queue)
+    message = f"created Job {d.current_job} with {d.job.spec.nodes} workers"
+    if not conditions.find(d.status.get("conditions"), CREATED):
+        d.condition(CREATED, conditions.TRUE, JOB_CREATED, message)
+        d.event(NORMAL, JOB_CREATED, message)
+    _waiting(d, f"attempt {d.obs.attempt}: {message}")
+
+
+def _unsuspend(d: _Draft) -> None:
+    queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
+    if queue:
+        # Kueue unsuspends the Job when it admits the workload; resuming it ourselves would jump the queue.
+        _waiting(d, f"waiting for Kueue to admit the workload (queue {queue})", WAITING_FOR_ADMISSION)
+        return
+    d.plan.job_suspend = False
+    _waiting(d, "resuming the workers")
+
+
+def _waiting(d: _Draft, message: str, reason: str = WORKERS_PENDING) -> None:
+    d.status.update(phase="Pending" if d.obs.attempt == 1 else "Restarting", message=message)
+    d.condition(RUNNING, conditions.FALSE, reason, message)
+
+
+def _active(d: _Draft) -> None:
+    workers, nodes = d.status["workers"], d.job.spec.nodes
+    _record_progress(d)
+    if workers["ready"] + workers["succeeded"] < nodes:
+        _waiting(d, f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers ready")
+        return
+    if d.status.get("phase") != "Running":
+        # The stall clock starts when the workers are up, not when the Job was created.
+        d.status["lastProgressTime"] = d.stamp
+    message = f"attempt {d.obs.attempt}: {nodes}/{nodes} workers running"
+    d.status.update(phase="Running", message=message)
+    d.condition(RUNNING, conditions.TRUE, ALL_WORKERS_READY, message)
+    _check_stall(d)
+
+
+def _record_progress(d: _Draft) -> None:
+    record = observe.progress(d.obs)
+    if record is None:
+        return
+    checkpoint = record.pop("checkpoint", None)
+    if checkpoint:
+        d.status["lastCheckpoint"] = str(checkpoint)
+    if (d.status.get("progress") or {}).get("step") != record["step"]:
+        d.status["lastProgressTime"] = d.stamp
+    d.status["progress"] = record
+
+
+def _check_stall(d: _Draft) -> None:
+    limit = d.job.spec.run_policy.progress_deadline_seconds
+    if limit is None:
+        return
+    due = parse_time(d.status["lastProgressTime"]) + timedelta(seconds=limit)
+    if d.now < due:
+        if conditions.is_true(d.status.get("conditions"), STALLED):
+            d.condition(STALLED, conditions.FALSE, PROGRESSING, "progress is advancing again")
+        d.plan.requeue((due - d.now).total_seconds())
+        return
+    message = f"no progress for {limit}s (progressDeadlineSeconds)"
+    d.condition(STALLED, conditions.TRUE, PROGRESS_DEADLINE_EXCEEDED, message)
+    _restart_or_fail(d, message)
+
+
+def _attempt_failed(d: _Draft) -> None:
+    failure = attempt_failure(d.obs.pods, d.job.spec.run_policy)
+    if not failure.retryable:
+        _fail(d, PERMANENT_EXIT_CODE, f"{failure.describe()}, a permanent failure (runPolicy.permanentExitCodes)")
+        return
+    _restart_or_fail(d, failure.describe())
+
+
+def _restart_or_fail(d: _Draft, why: str) -> None:
+    """A group restart as the next attempt, unless backoffLimit restarts were already spent."""
+    restarts, limit = d.obs.attempt - 1, d.job.spec.run_policy.backoff_limit
+    if restarts >= limit:
+        _fail(d, BACKOFF_LIMIT_EXCEEDED, f"{why}; already restarted {restarts} times (backoffLimit {limit})")
+        return
+    attempt = d.obs.attempt + 1
+    message = f"attempt {d.obs.attempt} failed: {why}; restarting the group as attempt {attempt}"
+    d.plan.delete_jobs.append(d.current_job)
+    d.plan.create_job = attempt
+    d.status.update(phase="Restarting", attempt=attempt, restarts=attempt - 1, message=message)
+    d.status["workers"] = {"summary": f"0/{d.job.spec.nodes}", "total": d.job.spec.nodes, "ready": 0, "succeeded": 0, "failed": 0}
+    d.condition(RUNNING, conditions.FALSE, RESTARTING, message)
+    d.event(WARNING, RESTARTING, message)
+
+
+def _succeed(d: _Draft) -> None:
+    _record_progress(d)
+    summary, raw = observe.result(d.obs)
+    if summary is not None and d.job.spec.output:
+        summary.setdefault("modelUri", d.job.spec.output.uri)
+    if summary is not None:
+        d.status["result"] = summary
+    message = f"all {d.job.spec.nodes} workers finished" + (f": {raw}" if raw else "")
+    d.status.update(phase="Succeeded", completionTime=d.stamp, message=message)
+    d.condition(RUNNING, conditions.FALSE, COMPLETED, message)
+    d.condition(SUCCEEDED, conditions.TRUE, COMPLETED, message)
+    d.event(NORMAL, COMPLETED, message)
+    _finished(d)
+
+
+def _fail(d: _Draft, reason: str, message: str) -> None:
+    d.status.update(phase="Failed", completionTime=d.stamp, message=message)
+    d.condition(RUNNING, conditions.FALSE, FINISHED, message)
+    d.condition(SUCCEEDED, conditions.FALSE, reason, message)
+    d.condition(FAILED, conditions.TRUE, reason, message)
+    d.event(WARNING, reason, message)
+    _finished(d)
+
