@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart import TRAINER_CLUSTER_ROLE, forbidden_grants, objects, rbac_rules, render
+from tests.chart import TRAINER_CLUSTER_ROLE, forbidden_grants, objects, one, rbac_rules, render
 
 CLUSTER_WIDE: dict = {}
 NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
@@ -78,3 +78,11 @@ def test_the_trainer_may_only_read_and_annotate_pods():
 def test_rbac_create_false_renders_no_rbac():
     docs = render({"rbac": {"create": False}})
     assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+def test_the_operator_is_told_the_trainer_role_it_may_bind():
+    docs = render({}, release="ml-platform")
+    env = {e["name"]: e.get("value") for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    trainer_roles = [c["metadata"]["name"] for c in objects(docs, "ClusterRole") if c["metadata"]["name"].endswith("-trainer")]
+    bind = next(r for r in rbac_rules(docs)["ClusterRole//ml-platform-kubeforge"] if "bind" in r["verbs"])
+    assert trainer_roles == [env["KUBEFORGE_TRAINER_CLUSTER_ROLE"]] == bind["resourceNames"] == ["ml-platform-kubeforge-trainer"]

@@ -50,41 +50,50 @@ app.kubernetes.io/part-of: kubeforge
 
 {{/*
 The ClusterRole every training pod's ServiceAccount is bound to (per job, by a RoleBinding the
-operator creates), so rank 0 can annotate its own pod with progress. The operator refers to it
-by this fixed name (kubeforge/trainingjob), hence one kubeforge install per cluster.
+operator creates), so rank 0 can annotate its own pod with progress. Named after the release
+(kubeforge-trainer for the default release) and passed to the operator as KUBEFORGE_TRAINER_CLUSTER_ROLE.
 */}}
 {{- define "kubeforge.trainerClusterRole" -}}
-kubeforge-trainer
+{{- printf "%s-trainer" (include "kubeforge.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
 The operator's rules, the same for the ClusterRole (cluster-wide) and each namespaced Role
-(watchNamespaces). Only the verbs the code uses: kubeforge/kube.py applies children with
-server-side apply (PATCH), reads with get/list, kopf watches (list/watch) and both post Events.
+(watchNamespaces). Only the verbs the code uses (re-read kubeforge/*/controller.py when it changes):
+  - kopf watches the CRs and every child kind an owner is woken by: list + watch;
+  - kubeforge/kube.py: get (CRs, Deployments), list (Jobs, pods by label), server-side apply =
+    patch (children; an apply that creates needs no `create`), merge patches on /status and on a
+    Job's spec.suspend, delete (stale Jobs, HPA/PDB a spec dropped, a TrainingJob past its TTL),
+    Events (create);
+  - the per-job RoleBinding references the trainer ClusterRole: `bind` on exactly that name, so
+    the operator needs no pods/patch of its own.
 No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
 */}}
 {{- define "kubeforge.operatorRules" -}}
 - apiGroups: ["kubeforge.io"]
-  resources: ["trainingjobs", "modelendpoints"]
+  resources: ["trainingjobs"]
+  verbs: ["get", "list", "watch", "delete"]
+- apiGroups: ["kubeforge.io"]
+  resources: ["modelendpoints"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["kubeforge.io"]
   resources: ["trainingjobs/status", "modelendpoints/status"]
   verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "patch"]
+  resources: ["services"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: [""]
-  resources: ["serviceaccounts"]
-  verbs: ["get", "patch", "delete"]
+  resources: ["configmaps", "serviceaccounts"]
+  verbs: ["patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["rolebindings"]
-  verbs: ["get", "patch", "delete"]
+  verbs: ["patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterroles"]
   verbs: ["bind"]
@@ -94,10 +103,10 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
