@@ -53,3 +53,12 @@ def test_pruning_keeps_the_newest_two_and_clears_temp_directories(tmp_path):
 
 def test_no_checkpoint_directory_means_a_fresh_start(tmp_path):
     assert checkpoint.newest_complete(tmp_path / "absent") is None
+
+
+def test_pruning_drops_a_broken_checkpoint_rather_than_a_complete_one(tmp_path):
+    for step in (10, 20):
+        make_checkpoint(tmp_path, step)
+    broken = make_checkpoint(tmp_path, 30)
+    (broken / "model.pt").write_bytes(b"")
+    checkpoint.prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000010", "step-00000020"]

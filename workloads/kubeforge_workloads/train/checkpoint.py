@@ -86,9 +86,11 @@ def newest_complete(root: Path) -> tuple[Path, dict] | None:
 
 
 def prune(root: Path, keep: int = KEEP_LAST) -> None:
-    """Drop all but the newest `keep` checkpoints, and any leftover temp directories."""
-    finals = sorted(p for p in root.iterdir() if _FINAL.match(p.name))
-    for directory in finals[:-keep] + [p for p in root.iterdir() if p.name.startswith(".tmp-")]:
+    """Keep the newest `keep` complete checkpoints; drop older ones, broken ones and leftover temp directories."""
+    finals = sorted((p for p in root.iterdir() if _FINAL.match(p.name)), reverse=True)
+    kept = [p for p in finals if read_complete(p) is not None][:keep]
+    doomed = [p for p in finals if p not in kept] + [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+    for directory in doomed:
         shutil.rmtree(directory, ignore_errors=True)
 
 

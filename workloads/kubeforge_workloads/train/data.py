@@ -30,14 +30,20 @@ class Examples:
 
 
 def builtin_sentiment(size: int = SENTIMENT_DEFAULT_SIZE, seed: int = 1234) -> Examples:
-    """A deterministic synthetic movie-review set: same size and seed, same rows, on every node."""
+    """A deterministic synthetic movie-review set: same size and seed, same rows, on every node.
+
+    A third of the rows are negated ("was not dull") so that a bag of words is not enough.
+    """
     rng = random.Random(seed)
     texts, labels = [], []
     for i in range(size):
-        positive = i % 2 == 0
-        words, tails = (_POSITIVE, _TAILS) if positive else (_NEGATIVE, _NEG_TAILS)
+        positive, negated = i % 2 == 0, rng.random() < 1 / 3
+        words = _POSITIVE if positive != negated else _NEGATIVE
+        tails = _TAILS if positive else _NEG_TAILS
         first, second = rng.sample(words, 2)
-        texts.append(f"{rng.choice(_SUBJECTS)} was {first} and {second} {rng.choice(tails)}")
+        verb = "was not" if negated else "was"
+        texts.append(f"{rng.choice(_SUBJECTS)} {verb} {first} or {second} {rng.choice(tails)}" if negated
+                     else f"{rng.choice(_SUBJECTS)} {verb} {first} and {second} {rng.choice(tails)}")
         labels.append(1 if positive else 0)
     return Examples(texts, labels, list(SENTIMENT_LABELS))
 

@@ -63,8 +63,10 @@ def export_onnx(model, tokenizer, path: Path, inputs: list[str]) -> None:
     axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
     axes["logits"] = {0: "batch"}
     # The TorchScript exporter: the dynamo one takes minutes for BERT on 2 CPU cores.
+    # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively,
+    # and a fresh Module is in training mode (dropout on).
     torch.onnx.export(
-        _LogitsOnly(model, inputs), tuple(sample[n] for n in inputs), str(path),
+        _LogitsOnly(model, inputs).eval(), tuple(sample[n] for n in inputs), str(path),
         input_names=inputs, output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False,
     )
 
@@ -77,6 +79,7 @@ def check_onnx(model, tokenizer, path: Path) -> float | None:
         log.warning("onnxruntime is not installed; the ONNX export is not checked against torch")
         return None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model.eval()
     worst = 0.0
     for texts in (_PROBE_TEXTS, _PROBE_TEXTS[:1]):
         encoded = tokenizer(texts, padding=True, return_tensors="pt")

