@@ -100,12 +100,30 @@ build_kwok() {
   done
 }
 
+# helm's Makefile stamps its version and the Kubernetes version it assumes for `helm template`
+# and `helm lint` (Capabilities.KubeVersion); a plain `go install` would claim v3.19 and Kubernetes
+# v1.20, which fails charts with kubeVersion >=1.29. The same -X flags, with our cluster's version.
+build_helm() {
+  local want minor
+  if [[ -x "$BIN/helm" ]] && want="$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" && [[ "$want" == "$HELM_VERSION" ]]; then
+    log "helm $HELM_VERSION: cached"
+    return
+  fi
+  minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+  log "helm $HELM_VERSION: compiling"
+  with_progress helm env GOBIN="$BIN" go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 main() {
   local what="${1:-all}"
   local start=$SECONDS
   case "$what" in
     all) build_etcd; build_kwok; build_kubernetes ;;
-    helm) build_go_install helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" ;;
+    helm) build_helm ;;
     *) echo "usage: $0 [all|helm]" >&2; exit 2 ;;
   esac
   log "binaries in $BIN ($((SECONDS - start))s)"
