@@ -82,6 +82,42 @@ def ort_runner(path: Path, providers: list[str]):
     return session, (lambda feeds: session.run(None, {n: feeds[n] for n in names})[0])
 
 
+def check_ort_cuda(onnx_path: Path, shapes: dict, reference: dict) -> bool:
+    """ONNX Runtime's CUDA EP against the CPU answers; True when it ran and disagreed."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        print(json.dumps({"check": "onnxruntime-cuda", "skipped": "onnxruntime has no CUDAExecutionProvider "
+                          f"(providers: {ort.get_available_providers()}; install onnxruntime-gpu)"}))
+        return False
+    session, cuda = ort_runner(onnx_path, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    diff = max(float(np.abs(cuda(v) - reference[k]).max()) for k, v in shapes.items())
+    print(json.dumps({"check": "onnxruntime-cuda", "providers": session.get_providers(), "max_abs_diff": diff,
+                      **{f"{k}_ms": round(timed(cuda, v), 3) for k, v in shapes.items()}}))
+    return diff > 1e-2
+
+
+def check_tensorrt(onnx_path: Path, shapes: dict, reference: dict, seq: int) -> bool:
+    """kubeforge-serve's own TensorRT backend: engine build, fp16 answers, timings."""
+    try:
+        import tensorrt  # noqa: F401
+        import torch
+    except ImportError as exc:
+        print(json.dumps({"check": "tensorrt", "skipped": f"tensorrt or torch not importable: {exc}"}))
+        return False
+    from kubeforge_workloads.serve.backends.trt import TensorRTBackend, profile_shapes
+
+    backend = TensorRTBackend(str(onnx_path), profile_shapes(32, max(seq, 128)), tempfile.mkdtemp(),
+                              torch.cuda.get_device_name(0))
+    start = time.perf_counter()
+    backend.load()
+    build_s = time.perf_counter() - start
+    diff = max(float(np.abs(backend.infer(v) - reference[k]).max()) for k, v in shapes.items())
+    print(json.dumps({"check": "tensorrt", "build_or_load_s": round(build_s, 2), "max_abs_diff": diff,
+                      **backend.describe(), **{f"{k}_ms": round(timed(backend.infer, v), 3) for k, v in shapes.items()}}))
+    return diff > 5e-2  # fp16
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", type=Path)
@@ -94,38 +130,8 @@ def main() -> int:
     _, cpu = ort_runner(onnx_path, ["CPUExecutionProvider"])
     reference = {k: cpu(v) for k, v in shapes.items()}
     print(json.dumps({"check": "onnxruntime-cpu", **{f"{k}_ms": round(timed(cpu, v, 10), 3) for k, v in shapes.items()}}))
-    failed = False
-
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        session, cuda = ort_runner(onnx_path, ["CUDAExecutionProvider", "CPUExecutionProvider"])
-        diff = max(float(np.abs(cuda(v) - reference[k]).max()) for k, v in shapes.items())
-        failed |= diff > 1e-2
-        print(json.dumps({"check": "onnxruntime-cuda", "providers": session.get_providers(), "max_abs_diff": diff,
-                          **{f"{k}_ms": round(timed(cuda, v), 3) for k, v in shapes.items()}}))
-    else:
-        print(json.dumps({"check": "onnxruntime-cuda", "skipped": "onnxruntime has no CUDAExecutionProvider "
-                          f"(providers: {ort.get_available_providers()}; install onnxruntime-gpu)"}))
-
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError as exc:
-        print(json.dumps({"check": "tensorrt", "skipped": f"tensorrt not importable: {exc}"}))
-        return int(failed)
-    from kubeforge_workloads.serve.backends.trt import TensorRTBackend, profile_shapes
-
-    import torch
-
-    backend = TensorRTBackend(str(onnx_path), profile_shapes(32, max(args.seq, 128)), tempfile.mkdtemp(),
-                              torch.cuda.get_device_name(0))
-    start = time.perf_counter()
-    backend.load()
-    build_s = time.perf_counter() - start
-    diff = max(float(np.abs(backend.infer(v) - reference[k]).max()) for k, v in shapes.items())
-    failed |= diff > 5e-2  # fp16
-    print(json.dumps({"check": "tensorrt", "build_or_load_s": round(build_s, 2), "max_abs_diff": diff,
-                      **backend.describe(), **{f"{k}_ms": round(timed(backend.infer, v), 3) for k, v in shapes.items()}}))
+    failed = check_ort_cuda(onnx_path, shapes, reference)
+    failed |= check_tensorrt(onnx_path, shapes, reference, args.seq)
     return int(failed)
 
 
