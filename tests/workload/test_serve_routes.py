@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -102,3 +104,11 @@ def test_metrics_expose_requests_latency_batches_queue_inflight_and_load_time(ti
         assert name in text, name
     assert tiny_server.metric("kubeforge_requests_total", 'route="/predict"') >= 1
     assert tiny_server.metric("kubeforge_model_load_seconds") > 0
+
+
+def test_the_demo_client_prints_a_label_per_text(tiny_server, capsys):
+    from kubeforge_workloads.serve.client import main
+
+    assert main(["--url", tiny_server.url, "--wait", "30", *TEXTS]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS and all(r["label"] in ("negative", "neutral", "positive") for r in rows)
