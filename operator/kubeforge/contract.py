@@ -41,6 +41,10 @@ DEFAULT_MASTER_PORT = 29500
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The kubelet keeps at most 4096 bytes of a termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
+# kubeforge-train exits with this code when a peer of its group went away (a lost pod, a
+# closed gloo/NCCL connection): the group must be restarted, the job is not broken.
+# From 129 up, so the default exit-code policy counts it as retryable.
+PEER_LOST_EXIT_CODE = 200
 # Where the trainer reports progress, read by the operator through the API server.
 PROGRESS_ANNOTATION = "kubeforge.io/progress"
 # Kubernetes sets this annotation on every pod of an Indexed Job; NODE_RANK reads it

@@ -1,9 +1,11 @@
 """A lost node and a restarted group: the second attempt resumes from the newest complete checkpoint and finishes."""
 
 import shutil
+import signal
 
 import pytest
 
+from kubeforge import contract
 from kubeforge_workloads.train import checkpoint
 
 from .train_fixtures import Group, wait_for
@@ -41,9 +43,9 @@ def second_attempt(lost_node):
     return second
 
 
-def test_losing_one_node_fails_the_rest_of_the_group_instead_of_hanging(lost_node):
+def test_losing_one_node_fails_the_rest_of_the_group_with_the_retryable_peer_lost_code(lost_node):
     _, codes, _ = lost_node
-    assert codes[0] != 0 and codes[1] != 0
+    assert codes == [contract.PEER_LOST_EXIT_CODE, -signal.SIGKILL]
 
 
 def test_the_restarted_group_resumes_from_the_checkpoint_instead_of_step_0(lost_node, second_attempt):

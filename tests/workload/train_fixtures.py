@@ -91,8 +91,16 @@ class Group:
             raise AssertionError(f"group did not finish in {timeout:.0f} s; logs:\n{self.logs()}") from None
 
     def kill_node(self, rank: int, sig: int = signal.SIGKILL) -> None:
-        """What losing a pod does: the agent and every process it started go at once."""
-        os.killpg(self.procs[rank].pid, sig)
+        """What losing a pod does: the agent and every process below it go at once.
+
+        The whole tree, not just the process group: torchrun starts its workers in
+        sessions of their own, and in a pod the container's cgroup takes them all.
+        """
+        for pid in [self.procs[rank].pid, *descendants(self.procs[rank].pid)]:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def kill_all(self) -> None:
         for rank, proc in enumerate(self.procs):
@@ -110,6 +118,23 @@ class Group:
 
     def logs(self, tail: int = 4000) -> str:
         return "\n".join(p.read_text()[-tail:] for p in sorted(self.workdir.glob(f"node-*-attempt-{self.attempt}.log")))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (children first found, grandchildren after)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
 
 
 def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.2):

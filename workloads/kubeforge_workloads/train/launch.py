@@ -15,10 +15,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from kubeforge import contract
 from kubeforge.contract import LaunchEnv
+
+from .failures import EXIT_NOTE_DIR, noted_exit_code
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "kubeforge_workloads.train.worker"
@@ -91,16 +94,19 @@ def has_gpu() -> bool:
 
 def run_node(launch: LaunchEnv, env: dict, user_command: list[str]) -> int:
     """Start this node's processes, wait for them, and return the exit code the pod should have."""
-    base = base_env(launch, env, has_gpu())
-    if launch.launcher == "torchrun":
-        procs = [subprocess.Popen(torchrun_command(launch, user_command), env=base)]
-    else:
-        target = target_command(user_command)
-        procs = [subprocess.Popen(target, env=process_env(launch, base, r)) for r in range(launch.nproc_per_node)]
-    log.info("node %s/%s: started %d process(es), launcher %s, attempt %s",
-             launch.node_rank, launch.nnodes, len(procs), launch.launcher, launch.attempt)
-    _forward_stop_signals(procs)
-    return supervise(procs)
+    with tempfile.TemporaryDirectory(prefix="kubeforge-exit-") as notes:
+        base = {**base_env(launch, env, has_gpu()), EXIT_NOTE_DIR: notes}
+        if launch.launcher == "torchrun":
+            procs = [subprocess.Popen(torchrun_command(launch, user_command), env=base)]
+        else:
+            target = target_command(user_command)
+            procs = [subprocess.Popen(target, env=process_env(launch, base, r)) for r in range(launch.nproc_per_node)]
+        log.info("node %s/%s: started %d process(es), launcher %s, attempt %s",
+                 launch.node_rank, launch.nnodes, len(procs), launch.launcher, launch.attempt)
+        _forward_stop_signals(procs)
+        code = supervise(procs)
+        # torchrun reports 1 for any failed worker; the workers' own verdict is in their notes.
+        return (noted_exit_code(notes) or code) if code else 0
 
 
 def supervise(procs: list[subprocess.Popen], poll_s: float = 0.2) -> int:

@@ -7,19 +7,24 @@ torch.distributed env (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) i
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from kubeforge.contract import LaunchEnv
 
+from .failures import exit_code_for, leave_note
+
 log = logging.getLogger("kubeforge.train")
 # Long enough for rank 0's checkpoint writes, short enough that a lost peer fails the pod
 # (and the operator restarts the group) instead of hanging until activeDeadlineSeconds.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
+PR_SET_PDEATHSIG = 1
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -44,8 +49,17 @@ def init_process_group():
     return device
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGKILL when the agent (or torchrun) dies, instead of training on as an orphan."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+
+
 def main(argv: list[str] | None = None) -> int:
     parse_args(sys.argv[1:] if argv is None else argv)
+    die_with_parent()
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
@@ -54,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = train_and_export(launch, dict(os.environ))
     except Exception as exc:
+        code = exit_code_for(exc)
+        log.exception("training failed (exit code %d%s)", code, ", a peer was lost" if code != 1 else "")
+        leave_note(code)
         if rank == 0:
             from .report import write_termination_message
 
             write_termination_message(launch.termination_log, {"error": f"{type(exc).__name__}: {exc}"[:3000]})
-        raise
+        return code
     if summary is not None:
         from .report import write_termination_message
 
