@@ -121,6 +121,10 @@ build_helm() {
 main() {
   local what="${1:-all}"
   local start=$SECONDS
+  # Two builds at once would share the module cache and halve both on 2 cores:
+  # a second caller waits for the first, then finds the binaries cached.
+  exec 8>"$CACHE/build.lock"
+  flock 8
   case "$what" in
     all) build_etcd; build_kwok; build_kubernetes ;;
     helm) build_helm ;;
