@@ -181,3 +181,15 @@ def test_shared_children_come_in_the_order_pods_need_them():
 
 def test_builders_are_deterministic():
     assert job_manifest(MakeTrainingJob().nodes(3)) == job_manifest(MakeTrainingJob().nodes(3))
+
+
+def test_elastic_jobs_let_the_job_controller_replace_a_lost_worker():
+    spec = job_manifest(MakeTrainingJob().nodes(3).set("elastic", {"minNodes": 2, "maxNodes": 4}))["spec"]
+    assert spec["backoffLimit"] == 3 and spec["podReplacementPolicy"] == "Failed"
+    fail_job, ignore = spec["podFailurePolicy"]["rules"]
+    assert fail_job["action"] == "FailJob" and fail_job["onExitCodes"]["values"] == [1, 2, 126, 127, 128, 139]
+    assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+
+
+def test_fixed_size_jobs_have_no_pod_failure_policy():
+    assert "podFailurePolicy" not in job_manifest(MakeTrainingJob().nodes(3))["spec"]

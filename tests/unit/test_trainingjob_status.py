@@ -180,3 +180,17 @@ def test_a_second_pass_over_the_same_world_changes_nothing():
 def test_the_status_parses_back_into_the_model():
     plan = reconcile_once(MakeTrainingJob().nodes(2), [worker_job("train", 1)], running_pods())
     assert TrainingJob.from_manifest({**MakeTrainingJob().obj(), "status": plan.status}).status.phase == "Running"
+
+
+def test_an_elastic_job_keeps_running_while_min_nodes_remain():
+    wrapper = MakeTrainingJob().nodes(3).set("elastic", {"minNodes": 2, "maxNodes": 3}).status(phase="Running")
+    pods = [worker_pod("train", 1, 0), worker_pod("train", 1, 1), worker_pod("train", 1, 2, phase="Failed", exit_code=137)]
+    plan = reconcile_once(wrapper, [worker_job("train", 1)], pods)
+    assert plan.create_job is None and plan.status["restarts"] == 0
+
+
+def test_an_elastic_job_below_min_nodes_restarts_the_group():
+    wrapper = MakeTrainingJob().nodes(3).set("elastic", {"minNodes": 2, "maxNodes": 3}).status(phase="Running")
+    pods = [worker_pod("train", 1, 0)] + [worker_pod("train", 1, i, phase="Failed", exit_code=137) for i in (1, 2)]
+    plan = reconcile_once(wrapper, [worker_job("train", 1)], pods)
+    assert plan.create_job == 2 and "fewer than elastic.minNodes" in plan.status["message"]

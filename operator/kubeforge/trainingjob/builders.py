@@ -27,21 +27,31 @@ def build_worker_job(job: TrainingJob, owner: dict[str, Any], attempt: int, sett
     scheduling = job.spec.scheduling
     if scheduling and scheduling.queue_name:
         meta["labels"][names.KUEUE_QUEUE_LABEL] = scheduling.queue_name
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": meta,
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": nodes,
-            "parallelism": nodes,
-            # The first failed worker fails the attempt: the operator owns restarts,
-            # and a lone replacement pod could never rejoin a running process group.
-            "backoffLimit": 0,
-            "suspend": suspend,
-            "template": worker_pod_template(job, attempt, settings),
-        },
+    spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": nodes,
+        "parallelism": nodes,
+        # The first failed worker fails the attempt: the operator owns restarts,
+        # and a lone replacement pod could never rejoin a running process group.
+        "backoffLimit": 0,
+        "suspend": suspend,
+        "template": worker_pod_template(job, attempt, settings),
     }
+    if job.spec.elastic:
+        spec.update(_elastic_replacement(job))
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def _elastic_replacement(job: TrainingJob) -> dict[str, Any]:
+    """Elastic workers rejoin a running rendezvous (torchrun --nnodes=min:max), so the Job controller may
+    replace a lost one in place, up to backoffLimit times per attempt; a permanent exit code still fails it."""
+    policy = job.spec.run_policy
+    rules: list[dict[str, Any]] = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    if policy.permanent_exit_codes:
+        codes = sorted(set(policy.permanent_exit_codes) - {0})
+        rules.insert(0, {"action": "FailJob", "onExitCodes": {"containerName": names.CONTAINER, "operator": "In", "values": codes}})
+    # Replace a pod only once the old one is gone: two pods must never share a hostname.
+    return {"backoffLimit": policy.backoff_limit, "podFailurePolicy": {"rules": rules}, "podReplacementPolicy": "Failed"}
 
 
 def build_service(job: TrainingJob, owner: dict[str, Any]) -> dict[str, Any]:

@@ -199,16 +199,31 @@ def _waiting(d: _Draft, message: str, reason: str = WORKERS_PENDING) -> None:
 def _active(d: _Draft) -> None:
     workers, nodes = d.status["workers"], d.job.spec.nodes
     _record_progress(d)
-    if workers["ready"] + workers["succeeded"] < nodes:
+    if _too_few_elastic_workers(d):
+        return
+    needed = d.job.spec.elastic.min_nodes if d.job.spec.elastic else nodes
+    if workers["ready"] + workers["succeeded"] < needed:
         _waiting(d, f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers ready")
         return
     if d.status.get("phase") != "Running":
         # The stall clock starts when the workers are up, not when the Job was created.
         d.status["lastProgressTime"] = d.stamp
-    message = f"attempt {d.obs.attempt}: {nodes}/{nodes} workers running"
+    message = f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers running"
     d.status.update(phase="Running", message=message)
     d.condition(RUNNING, conditions.TRUE, ALL_WORKERS_READY, message)
     _check_stall(d)
+
+
+def _too_few_elastic_workers(d: _Draft) -> bool:
+    """An elastic group lives on while the Job controller replaces lost workers, down to minNodes."""
+    elastic = d.job.spec.elastic
+    if elastic is None or d.status.get("phase") != "Running":
+        return False
+    alive = sum(1 for p in d.obs.live_pods if (p.get("status") or {}).get("phase") in ("Pending", "Running", "Succeeded"))
+    if alive >= elastic.min_nodes:
+        return False
+    _restart_or_fail(d, f"only {alive} workers left, fewer than elastic.minNodes ({elastic.min_nodes})")
+    return True
 
 
 def _record_progress(d: _Draft) -> None:
