@@ -105,7 +105,10 @@ delete() {
 start_existing() {  # returns non-zero when the old state cannot be brought back
   scrub_stale_pids
   log "starting existing cluster $NAME"
-  kwokctl start cluster --timeout 3m >&2 && wait_ready 120
+  kwokctl start cluster --timeout 3m >&2 && wait_ready 120 || return 1
+  # The node Leases still name the previous kwok-controller, which no longer
+  # runs; until they expire the new one would not play the nodes' pods.
+  kubectl delete leases -n kube-node-lease --all --wait=false >/dev/null
 }
 
 apply_nodes() {
