@@ -43,7 +43,9 @@ def reconcile(namespace: str, name: str) -> float | None:
     resolution = resolve_model(spec.model, training_job, previous.get("modelUri"))
     runtime = resolve_runtime(spec)
     if resolution.uri and not resolution.failed:
-        deployment = apply_children(endpoint, spec, resolution.uri, runtime)
+        # Only a spec change can make an HPA or PDB unwanted, or hand replicas to an HPA.
+        spec_changed = previous.get("observedGeneration") != endpoint["metadata"].get("generation", 1)
+        deployment = apply_children(endpoint, spec, resolution.uri, runtime, spec_changed)
     else:
         # Nothing (new) to deploy; a Deployment serving an earlier model stays, and is counted.
         deployment = kube.get("apps/v1", "Deployment", namespace, name)
@@ -63,16 +65,23 @@ def reconcile(namespace: str, name: str) -> float | None:
     return min(recheck, SETTINGS.resync_seconds) if recheck is not None else SETTINGS.resync_seconds
 
 
-def apply_children(endpoint: dict[str, Any], spec: ModelEndpointSpec, model_uri: str, runtime: str) -> dict[str, Any]:
-    """Apply every child, delete the optional ones the spec no longer wants; returns the live Deployment."""
+def apply_children(
+    endpoint: dict[str, Any], spec: ModelEndpointSpec, model_uri: str, runtime: str, spec_changed: bool = True
+) -> dict[str, Any]:
+    """Apply every child, delete the optional ones the spec no longer wants; returns the live Deployment.
+
+    Deletes and the replicas handover cost API calls on every pass, so they run only
+    when the spec changed since the last status write (status is written after them,
+    so a pass that died half-way repeats them).
+    """
     meta = endpoint["metadata"]
     image = spec.image or SETTINGS.server_image
     ep = builders.Endpoint(endpoint, spec, model_uri, runtime, image, SETTINGS.gpu_resource)
     children = builders.build_children(ep)
-    if spec.autoscaling:
+    if spec.autoscaling and spec_changed:
         handover.release_replicas(meta["namespace"], meta["name"])
     applied = {child["kind"]: kube.apply(child) for child in children.apply}
-    for api_version, kind, child_name in children.absent:
+    for api_version, kind, child_name in children.absent if spec_changed else ():
         if kube.delete(api_version, kind, meta["namespace"], child_name):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, meta["namespace"], child_name)
     return applied["Deployment"]
