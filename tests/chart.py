@@ -36,8 +36,9 @@ def helm_binary() -> str:
     pytest.skip(reason)
 
 
-def helm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120)
+def helm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """helm with `env` added to ours; without a KUBECONFIG in it, only offline commands make sense."""
+    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def render_text(values: dict[str, Any] | None = None, release: str = "kubeforge", namespace: str = "kubeforge-system") -> str:
@@ -69,6 +70,11 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = objects(docs, kind)
     assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
     return found[0]
+
+
+def release_for(namespace: str) -> str:
+    """A short release name, unique per test namespace (its random suffix): names derived from it stay well under 63."""
+    return f"kf-{namespace.rsplit('-', 1)[-1]}"
 
 
 def forbidden_grants(rules: list[dict[str, Any]]) -> list[str]:

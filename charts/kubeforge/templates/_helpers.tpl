@@ -59,12 +59,13 @@ operator creates), so rank 0 can annotate its own pod with progress. Named after
 
 {{/*
 The operator's rules, the same for the ClusterRole (cluster-wide) and each namespaced Role
-(watchNamespaces). Only the verbs the code uses (re-read kubeforge/*/controller.py when it changes):
+(watchNamespaces). Only the verbs the code uses (re-read the trainingjob and modelendpoint controllers when they change):
   - kopf watches the CRs and every child kind an owner is woken by: list + watch;
-  - kubeforge/kube.py: get (CRs, Deployments), list (Jobs, pods by label), server-side apply =
-    patch (children; an apply that creates needs no `create`), merge patches on /status and on a
-    Job's spec.suspend, delete (stale Jobs, HPA/PDB a spec dropped, a TrainingJob past its TTL),
-    Events (create);
+  - kubeforge/kube.py: get (CRs, Deployments), list (Jobs, pods by label), server-side apply of
+    every child (a PATCH, authorized as `patch`, and as `create` too when the object does not exist
+    yet: tests/integration/test_chart_rbac.py saw the 403 without it), merge patches on /status
+    and on a Job's spec.suspend, delete (stale Jobs, HPA/PDB a spec dropped, a TrainingJob past
+    its TTL), Events (create);
   - the per-job RoleBinding references the trainer ClusterRole: `bind` on exactly that name, so
     the operator needs no pods/patch of its own.
 No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
@@ -81,32 +82,32 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps", "serviceaccounts"]
-  verbs: ["patch"]
+  verbs: ["create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["rolebindings"]
-  verbs: ["patch"]
+  verbs: ["create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["clusterroles"]
   verbs: ["bind"]
   resourceNames: [{{ include "kubeforge.trainerClusterRole" . | quote }}]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
