@@ -60,7 +60,7 @@ scrub_stale_pids() {
     [[ -e "$f" ]] || continue
     pid="$(cat "$f" 2>/dev/null || true)"
     if [[ ! "$pid" =~ ^[0-9]+$ ]] || ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$WORKDIR/"; then
-      log "dropping stale pid file $(basename "$f") (pid ${pid:-?} is not ours)"
+      log "dropping stale pid file $(basename "$f") (pid ${pid:-?} is gone or not ours)"
       rm -f "$f"
     fi
   done
