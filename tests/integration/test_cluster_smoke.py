@@ -4,6 +4,7 @@ workloads, CRDs enforce CEL rules, and the garbage collector follows owners.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -184,3 +185,15 @@ def test_foreground_deletion_of_a_deployment_removes_its_replicasets_and_pods(
              timeout=60, message="Deployment server gone after its dependents")
     assert apps.list_namespaced_replica_set(namespace).items == []
     assert core.list_namespaced_pod(namespace, label_selector="app=server").items == []
+
+
+def test_restricted_namespace_refuses_a_pod_that_may_run_as_root(cluster: Cluster, namespace: str) -> None:
+    core = client.CoreV1Api(cluster.api)
+    rootful = pod("rootful")
+    del rootful["spec"]["containers"][0]["securityContext"]
+
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(namespace, rootful)
+
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
