@@ -194,3 +194,16 @@ def test_an_elastic_job_below_min_nodes_restarts_the_group():
     pods = [worker_pod("train", 1, 0)] + [worker_pod("train", 1, i, phase="Failed", exit_code=137) for i in (1, 2)]
     plan = reconcile_once(wrapper, [worker_job("train", 1)], pods)
     assert plan.create_job == 2 and "fewer than elastic.minNodes" in plan.status["message"]
+
+
+def test_stalled_clears_only_when_the_step_moves():
+    wrapper = MakeTrainingJob().set("runPolicy.progressDeadlineSeconds", 30).nodes(1)
+    running = reconcile_once(wrapper, [worker_job("train", 1)], running_pods(n=1))
+    stalled = reconcile_once(then(wrapper, running), [worker_job("train", 1)], running_pods(n=1), now=NOW + timedelta(seconds=31))
+    restarted = then(wrapper, stalled)
+    again = reconcile_once(restarted, [worker_job("train", 2)], running_pods(attempt=2, n=1), now=NOW + timedelta(seconds=35))
+    assert condition(again, "Stalled")["status"] == "True"
+    moved = {"kubeforge.io/progress": json.dumps({"step": 1, "totalSteps": 10})}
+    pods = [worker_pod("train", 2, 0, annotations=moved)]
+    advancing = reconcile_once(then(restarted, again), [worker_job("train", 2)], pods, now=NOW + timedelta(seconds=40))
+    assert condition(advancing, "Stalled")["reason"] == "Progressing"

@@ -235,6 +235,9 @@ def _record_progress(d: _Draft) -> None:
         d.status["lastCheckpoint"] = str(checkpoint)
     if (d.status.get("progress") or {}).get("step") != record["step"]:
         d.status["lastProgressTime"] = d.stamp
+        # Only a step that moved clears Stalled; a restarted group has yet to prove itself.
+        if conditions.is_true(d.status.get("conditions"), STALLED):
+            d.condition(STALLED, conditions.FALSE, PROGRESSING, f"step {record['step']} reached")
     d.status["progress"] = record
 
 
@@ -244,8 +247,6 @@ def _check_stall(d: _Draft) -> None:
         return
     due = parse_time(d.status["lastProgressTime"]) + timedelta(seconds=limit)
     if d.now < due:
-        if conditions.is_true(d.status.get("conditions"), STALLED):
-            d.condition(STALLED, conditions.FALSE, PROGRESSING, "progress is advancing again")
         d.plan.requeue((due - d.now).total_seconds())
         return
     message = f"no progress for {limit}s (progressDeadlineSeconds)"
