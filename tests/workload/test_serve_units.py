@@ -15,7 +15,7 @@ from kubeforge_workloads.serve.config import load_config
 from kubeforge_workloads.serve.errors import BackendUnavailable, InvalidInput, QueueFull
 from kubeforge_workloads.serve.protocol import v2
 from kubeforge_workloads.serve.runtime import CPU_EP, CUDA_EP, Platform, resolve_runtime
-from kubeforge_workloads.serve.tokenization import Encoded, pad_batch
+from kubeforge_workloads.serve.tokenization import Encoded, pad_batch, plan_groups
 
 CPU_ONLY = Platform(None, None, (CPU_EP,))
 GPU_ORT = Platform("NVIDIA H100", None, (CUDA_EP, CPU_EP))
@@ -118,6 +118,16 @@ def test_a_batch_is_padded_to_its_longest_text_with_a_matching_mask():
     arrays = pad_batch([Encoded((101, 7, 102), (0, 0, 0)), Encoded((101, 102), (0, 0))], pad_id=0)
     assert arrays["input_ids"].tolist() == [[101, 7, 102], [101, 102, 0]]
     assert arrays["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+@pytest.mark.parametrize("lengths, call_cost, expected", [
+    ([12] * 8, 16, [list(range(8))]),                                       # equal lengths: one call
+    ([5, 16, 5, 16], 10**9, [[0, 2, 1, 3]]),                                # calls dear (GPU): never split
+    ([5] * 16 + [16] * 16, 16, [list(range(16)), list(range(16, 32))]),     # split: saves 176 padded tokens
+    ([5, 6], 16, [[0, 1]]),                                                 # saving 1 token is not worth a call
+])
+def test_a_batch_splits_by_length_only_when_padding_costs_more_than_a_call(lengths, call_cost, expected):
+    assert plan_groups(lengths, call_cost) == expected
 
 
 # --- the int8 gate ---------------------------------------------------------------------------------------

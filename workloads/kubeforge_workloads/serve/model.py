@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .modeldir import ModelFiles
-from .tokenization import Encoded, TextEncoder, pad_batch
+from .tokenization import Encoded, TextEncoder, pad_batch, plan_groups
 
 log = logging.getLogger("kubeforge.serve")
 
@@ -38,6 +38,9 @@ class Backend(ABC):
     """One runtime executing the classifier graph: padded int64 token arrays in, logits [batch, labels] out."""
 
     runtime = "abstract"
+    # Fixed cost of one model call, in padded-token slots: how eagerly a batch is split by length
+    # (see tokenization.plan_groups). Accelerators: calls are dear, padding cheap; never split.
+    call_cost_tokens = 10**9
 
     def __init__(self) -> None:
         self.ready = False
@@ -96,8 +99,12 @@ class TextClassificationModel:
         return self.encoder.encode(texts)
 
     def infer(self, batch: list[Encoded]) -> np.ndarray:
-        logits = self.backend.infer(pad_batch(batch, self.encoder.pad_id))
-        return softmax(np.asarray(logits, dtype=np.float32))
+        """Probabilities [len(batch), labels], in batch order, however the batch was split for padding."""
+        probs = np.empty((len(batch), len(self.labels)), dtype=np.float32)
+        for group in plan_groups([len(e.ids) for e in batch], self.backend.call_cost_tokens):
+            logits = self.backend.infer(pad_batch([batch[i] for i in group], self.encoder.pad_id))
+            probs[group] = softmax(np.asarray(logits, dtype=np.float32))
+        return probs
 
     def metadata(self) -> dict:
         return {

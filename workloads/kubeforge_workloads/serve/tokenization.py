@@ -88,3 +88,26 @@ def pad_batch(batch: list[Encoded], pad_id: int) -> dict[str, np.ndarray]:
         type_ids[row, :n] = enc.type_ids
         mask[row, :n] = 1
     return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}
+
+
+def plan_groups(lengths: list[int], call_cost_tokens: int) -> list[list[int]]:
+    """Split one batch into length-sorted groups, each padded to its own longest text.
+
+    Minimises padded tokens plus a fixed per-call cost (in token slots): on a CPU, where
+    compute is proportional to padded tokens, a batch mixing 5- and 16-token texts wastes a
+    third of its work on padding; on a GPU the call cost dominates and the batch stays whole.
+    Exact dynamic programme over the sorted lengths (n <= maxBatchSize, O(n^2)).
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = [0] + [float("inf")] * len(order)
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + call_cost_tokens
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
