@@ -103,13 +103,19 @@ def test_hpa_targets_the_deployment_and_owns_its_replicas(kit: Kit):
     assert env_of(deployment)["KUBEFORGE_MAX_DELAY_MS"] == "10"
     assert not _kubeforge_owns_replicas(deployment)
 
+    # `kubectl scale mep` while the HPA owns the count changes nothing on the Deployment.
+    generation = deployment.metadata.generation
+    kit.kubectl("scale", "mep", "auto", "--replicas=1")
+    kit.wait_phase("auto", "Ready", ready="3/3")  # the operator has reconciled the new generation
+    assert (kit.deployment("auto").metadata.generation, kit.deployment("auto").spec.replicas) == (generation, 3)
+
 
 def test_turning_autoscaling_on_hands_the_replicas_over_without_a_dip(kit: Kit):
     kit.create(endpoint("handover", replicas=3))
     kit.wait_phase("handover", "Ready", ready="3/3")
     assert _kubeforge_owns_replicas(kit.deployment("handover"))
 
-    kit.patch_spec("handover", {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}})
+    kit.patch_spec("handover", {"autoscaling": {"minReplicas": 2, "maxReplicas": 6, "metric": "inflight"}})
 
     kit.wait_phase("handover", "Ready", ready="3/3")
     deployment = kit.deployment("handover")
@@ -118,7 +124,7 @@ def test_turning_autoscaling_on_hands_the_replicas_over_without_a_dip(kit: Kit):
 
 
 def test_turning_autoscaling_off_removes_the_hpa_and_restores_spec_replicas(kit: Kit):
-    kit.create(endpoint("manual", replicas=1, autoscaling={"minReplicas": 2, "maxReplicas": 3}))
+    kit.create(endpoint("manual", replicas=1, resources={"cpu": "500m"}, autoscaling={"minReplicas": 2, "maxReplicas": 3}))
     kit.wait_phase("manual", "Ready", ready="2/2", timeout=90)
 
     kit.custom.patch_namespaced_custom_object(

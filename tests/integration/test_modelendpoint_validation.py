@@ -36,9 +36,10 @@ def dry_run(cluster, spec: dict) -> str:
         ({"model": {"uri": "/m", "format": "pt"}}, 'spec.model.format: Unsupported value: "pt"'),
         ({"model": {"uri": "/m"}, "autoscaling": {"maxReplicas": 3, "metric": "qps"}}, "spec.autoscaling.metric"),
         ({"model": {"uri": "/m"}, "replicas": -1}, "spec.replicas"),
+        ({"model": {"uri": "/m"}, "autoscaling": {"maxReplicas": 3}}, "spec.autoscaling.metric cpu needs spec.resources.cpu"),
     ],
     ids=["uri and ref", "neither", "s3", "min above max", "tensorrt without gpu", "runtime enum", "format enum",
-         "metric enum", "negative replicas"],
+         "metric enum", "negative replicas", "cpu metric without a cpu request"],
 )
 def test_invalid_spec_is_refused_naming_the_field(cluster, crds, spec, message):
     refused = dry_run(cluster, spec)
@@ -46,4 +47,4 @@ def test_invalid_spec_is_refused_naming_the_field(cluster, crds, spec, message):
 
 
 def test_a_valid_spec_is_accepted(cluster, crds):
-    assert dry_run(cluster, {"model": {"trainingJobRef": {"name": "t"}}, "autoscaling": {"maxReplicas": 3}}) == ""
+    assert dry_run(cluster, {"model": {"trainingJobRef": {"name": "t"}}, "autoscaling": {"maxReplicas": 3}, "resources": {"cpu": "1"}}) == ""

@@ -48,7 +48,10 @@ def test_cel_rules_name_the_field_they_guard():
     assert messages(spec_schema()["properties"]["autoscaling"]) == [
         "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"
     ]
-    assert messages(spec_schema()) == ["spec.runtime tensorrt needs spec.resources.gpus > 0"]
+    assert messages(spec_schema()) == [
+        "spec.runtime tensorrt needs spec.resources.gpus > 0",
+        "spec.autoscaling.metric cpu needs spec.resources.cpu (utilization is measured against the request)",
+    ]
 
 
 def test_enums_reach_the_crd():

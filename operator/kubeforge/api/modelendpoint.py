@@ -115,7 +115,13 @@ class ModelEndpointSpec(ApiModel):
                     "self.runtime != 'tensorrt' || (has(self.resources) && has(self.resources.gpus) && self.resources.gpus > 0)",
                     "spec.runtime tensorrt needs spec.resources.gpus > 0",
                     ".runtime",
-                )
+                ),
+                # The HPA computes CPU utilization relative to the request: without one it never scales.
+                cel(
+                    "!has(self.autoscaling) || self.autoscaling.metric != 'cpu' || (has(self.resources) && has(self.resources.cpu))",
+                    "spec.autoscaling.metric cpu needs spec.resources.cpu (utilization is measured against the request)",
+                    ".autoscaling.metric",
+                ),
             ]
         }
     )
