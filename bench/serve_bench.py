@@ -144,8 +144,9 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, points in curves.items():
         x = [p["throughput_rps"] for p in points]
-        ax.plot(x, [p["p50_ms"] for p in points], marker="o", label=f"{name} p50")
-        ax.plot(x, [p["p95_ms"] for p in points], marker="x", linestyle="--", alpha=0.6, label=f"{name} p95")
+        (line,) = ax.plot(x, [p["p50_ms"] for p in points], marker="o", label=f"{name} p50")
+        ax.plot(x, [p["p95_ms"] for p in points], marker="x", linestyle="--", alpha=0.5, color=line.get_color(),
+                label=f"{name} p95")
         for p in points:
             ax.annotate(f"c{p['concurrency']}", (p["throughput_rps"], p["p50_ms"]), fontsize=7)
     ax.set_xlabel("throughput (requests/s, one text each)")
