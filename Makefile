@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv binaries helm cluster-up cluster-down cluster-status crds crds-check \
+.PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig crds crds-check \
         test test-unit test-integration test-workload demo bench bench-train bench-serve \
         images kind-up kind-e2e clean
 
@@ -32,6 +32,9 @@ cluster-down:  ## stop and delete the local cluster
 
 cluster-status:  ## show the local cluster
 	@hack/cluster.sh status
+
+cluster-kubeconfig:  ## print the local cluster's kubeconfig path
+	@hack/cluster.sh kubeconfig
 
 crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
 	@$(PY) -m kubeforge.crds
