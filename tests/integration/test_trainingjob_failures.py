@@ -30,6 +30,7 @@ def test_a_worker_killed_with_137_restarts_the_group_as_attempt_two(kit):
     assert [j.metadata.name for j in kit.jobs("oom") if not j.metadata.deletion_timestamp] == ["oom-a2"]
     assert any(e.reason == "Restarting" and pod in e.message for e in kit.events("oom"))
     assert restarted["status"]["workers"]["ready"] == 2
+    assert restarted["metadata"]["generation"] == 1  # the operator wrote status only
 
 
 def test_a_permanent_exit_code_fails_the_job_at_once_naming_pod_and_code(kit):

@@ -101,3 +101,12 @@ class TrainingJobKit:
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def reconciles(operator) -> float:
+    """TrainingJob reconcile passes the operator finished so far (its Prometheus counter)."""
+    from tests.integration.operator_fixture import http_get
+
+    _, body = http_get(operator.metrics_url)
+    prefix = 'kubeforge_operator_reconciles_total{kind="TrainingJob",result="ok"}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
