@@ -88,8 +88,9 @@ def test_kubectl_scale_reaches_the_deployment_and_the_status(kit: Kit):
 def test_hpa_targets_the_deployment_and_owns_its_replicas(kit: Kit):
     kit.create(endpoint("auto", autoscaling={"minReplicas": 2, "maxReplicas": 4, "metric": "inflight", "target": 4}))
 
-    # No metrics in the local cluster, but the HPA controller still lifts the Deployment to minReplicas.
     kit.wait_phase("auto", "Ready", ready="2/2", desiredReplicas=2, timeout=90)
+    # Created at minReplicas, then handed to the HPA: no scale from 1 (which would bump the generation).
+    assert kit.deployment("auto").metadata.generation == 1
     hpa = kit.kubectl("get", "hpa", "auto", "-o", "jsonpath={.spec}")
     assert '"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"auto"}' in hpa
     assert '"name":"kubeforge_requests_in_flight"' in hpa and '"averageValue":"4"' in hpa

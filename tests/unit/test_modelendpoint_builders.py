@@ -178,3 +178,10 @@ def test_pdb_lets_one_pod_go_at_a_time():
 def test_builders_are_deterministic():
     make = MakeEndpoint().gpus(1).autoscale(2, 8, "inflight").pool("a100")
     assert children(make) == children(make)
+
+
+def test_a_new_autoscaled_deployment_starts_at_min_replicas_when_asked():
+    make = MakeEndpoint().autoscale(2, 8)
+    spec = make.model()
+    ep = builders.Endpoint(make.obj(), spec, "pvc://models/run-1", "onnxruntime", IMAGE, initial_replicas=2)
+    assert builders.build_deployment(ep)["spec"]["replicas"] == 2

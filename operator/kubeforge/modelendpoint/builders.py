@@ -32,6 +32,8 @@ class Endpoint:
     runtime: str
     image: str
     gpu_resource: str = "nvidia.com/gpu"
+    # Autoscaled and about to be created: start at minReplicas (see handover.py), not the default of 1.
+    initial_replicas: int | None = None
 
     @property
     def name(self) -> str:
@@ -112,8 +114,10 @@ def build_deployment(ep: Endpoint) -> dict[str, Any]:
         "template": build_pod_template(ep),
     }
     if not ep.spec.autoscaling:
-        # With an HPA the field is left out: server-side apply then leaves the HPA's value alone.
         spec = {"replicas": ep.spec.replicas, **spec}
+    elif ep.initial_replicas is not None:
+        spec = {"replicas": ep.initial_replicas, **spec}
+    # Otherwise, with an HPA, the field is left out: server-side apply then leaves the HPA's value alone.
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(ep), "spec": spec}
 
 

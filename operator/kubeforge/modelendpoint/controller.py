@@ -76,11 +76,14 @@ def apply_children(
     """
     meta = endpoint["metadata"]
     image = spec.image or SETTINGS.server_image
-    ep = builders.Endpoint(endpoint, spec, model_uri, runtime, image, SETTINGS.gpu_resource)
-    children = builders.build_children(ep)
+    initial = None
     if spec.autoscaling and spec_changed:
-        handover.release_replicas(meta["namespace"], meta["name"])
+        initial = handover.prepare(meta["namespace"], meta["name"], spec.autoscaling.min_replicas)
+    ep = builders.Endpoint(endpoint, spec, model_uri, runtime, image, SETTINGS.gpu_resource, initial)
+    children = builders.build_children(ep)
     applied = {child["kind"]: kube.apply(child) for child in children.apply}
+    if initial is not None:
+        handover.hand_over(applied["Deployment"])
     for api_version, kind, child_name in children.absent if spec_changed else ():
         if kube.delete(api_version, kind, meta["namespace"], child_name):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, meta["namespace"], child_name)

@@ -37,8 +37,19 @@ def claim(deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def release_replicas(namespace: str, name: str) -> None:
-    """Before kubeforge applies a Deployment without replicas: hand them over if kubeforge holds them."""
+def prepare(namespace: str, name: str, min_replicas: int) -> int | None:
+    """Before kubeforge applies a Deployment without replicas: hand them over if kubeforge holds them.
+
+    Returns the replicas to create a missing Deployment with (minReplicas, so the HPA
+    does not start from 1); the caller hands those over with `hand_over` right after.
+    """
     deployment = kube.get("apps/v1", "Deployment", namespace, name)
-    if deployment and owns_replicas(deployment):
-        kube.apply(claim(deployment), field_manager=HANDOVER_MANAGER)
+    if deployment is None:
+        return min_replicas
+    if owns_replicas(deployment):
+        hand_over(deployment)
+    return None
+
+
+def hand_over(deployment: dict[str, Any]) -> None:
+    kube.apply(claim(deployment), field_manager=HANDOVER_MANAGER)
