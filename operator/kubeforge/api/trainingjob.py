@@ -66,12 +66,16 @@ class DeepSpeed(ApiModel):
 
     model_config = {
         "json_schema_extra": {
-            "x-kubernetes-validations": [cel("!(has(self.config) && has(self.configMapRef))", "set config or configMapRef, not both", ".config")]
+            "x-kubernetes-validations": [
+                cel("!(has(self.config) && has(self.configMapRef))", "set config or configMapRef, not both", ".config")
+            ]
         }
     }
 
     zero_stage: int = Field(2, ge=0, le=3, description="ZeRO optimization stage.")
-    config: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("DeepSpeed JSON config; generated from zeroStage when unset."))
+    config: dict[str, Any] | None = Field(
+        None, json_schema_extra=preserve_unknown("DeepSpeed JSON config; generated from zeroStage when unset.")
+    )
     config_map_ref: ConfigMapKeyRef | None = None
 
 
@@ -153,8 +157,12 @@ class TrainingJobSpec(ApiModel):
     resources: Resources = Field(default_factory=Resources)
     node_pool: NodePool | None = None
     env: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra env (core/v1 EnvVar); yours win."))
-    volumes: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra pod volumes (core/v1 Volume)."))
-    volume_mounts: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=preserve_unknown("Extra mounts (core/v1 VolumeMount)."))
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list, json_schema_extra=preserve_unknown("Extra pod volumes (core/v1 Volume).")
+    )
+    volume_mounts: list[dict[str, Any]] = Field(
+        default_factory=list, json_schema_extra=preserve_unknown("Extra mounts (core/v1 VolumeMount).")
+    )
     checkpoint: Checkpoint | None = None
     output: Output | None = None
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
@@ -198,7 +206,9 @@ class Condition(ApiModel):
 
 class TrainingJobStatus(ApiModel):
     phase: Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended"] | None = None
-    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    conditions: list[Condition] = Field(
+        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+    )
     observed_generation: int | None = None
     workers: WorkerCounts | None = None
     attempt: int | None = Field(None, description="The current run attempt (restarts + 1).")
