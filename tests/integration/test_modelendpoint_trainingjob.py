@@ -29,7 +29,7 @@ def succeed(kit: Kit, model_uri: str) -> None:
 
 def test_endpoint_waits_for_its_training_job_then_serves_its_model(kit: Kit):
     kit.create(training_job("train"))
-    kit.create(endpoint("served", model=REF))
+    kit.create(endpoint("served", model=REF, autoscaling={"minReplicas": 2, "maxReplicas": 4, "metric": "inflight"}))
 
     waiting = kit.wait_phase("served", "WaitingForModel")
     assert condition(waiting, "ModelResolved")["reason"] == "WaitingForTrainingJob"
@@ -37,8 +37,9 @@ def test_endpoint_waits_for_its_training_job_then_serves_its_model(kit: Kit):
 
     succeed(kit, "/models/train/v1")
 
-    ready = kit.wait_phase("served", "Ready", modelUri="/models/train/v1")
+    ready = kit.wait_phase("served", "Ready", modelUri="/models/train/v1", ready="2/2")
     assert condition(ready, "ModelResolved")["status"] == "True"
+    assert kit.deployment("served").metadata.generation == 1  # created at minReplicas, not scaled up from 1
     assert env_of(kit.deployment("served"))["KUBEFORGE_MODEL_DIR"] == "/models/train/v1"
 
 

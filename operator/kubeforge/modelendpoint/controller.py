@@ -43,9 +43,10 @@ def reconcile(namespace: str, name: str) -> float | None:
     resolution = resolve_model(spec.model, training_job, previous.get("modelUri"))
     runtime = resolve_runtime(spec)
     if resolution.uri and not resolution.failed:
-        # Only a spec change can make an HPA or PDB unwanted, or hand replicas to an HPA.
+        # Only a spec change, or a first deployment after waiting for the model, can make an
+        # HPA or PDB unwanted or call for a replicas handover.
         spec_changed = previous.get("observedGeneration") != endpoint["metadata"].get("generation", 1)
-        deployment = apply_children(endpoint, spec, resolution.uri, runtime, spec_changed)
+        deployment = apply_children(endpoint, spec, resolution.uri, runtime, spec_changed or "url" not in previous)
     else:
         # Nothing (new) to deploy; a Deployment serving an earlier model stays, and is counted.
         deployment = kube.get("apps/v1", "Deployment", namespace, name)
@@ -66,25 +67,25 @@ def reconcile(namespace: str, name: str) -> float | None:
 
 
 def apply_children(
-    endpoint: dict[str, Any], spec: ModelEndpointSpec, model_uri: str, runtime: str, spec_changed: bool = True
+    endpoint: dict[str, Any], spec: ModelEndpointSpec, model_uri: str, runtime: str, revisit: bool = True
 ) -> dict[str, Any]:
     """Apply every child, delete the optional ones the spec no longer wants; returns the live Deployment.
 
     Deletes and the replicas handover cost API calls on every pass, so they run only
-    when the spec changed since the last status write (status is written after them,
-    so a pass that died half-way repeats them).
+    when `revisit` (the spec changed since the last status write, or nothing was deployed
+    yet; status is written after them, so a pass that died half-way repeats them).
     """
     meta = endpoint["metadata"]
     image = spec.image or SETTINGS.server_image
     initial = None
-    if spec.autoscaling and spec_changed:
+    if spec.autoscaling and revisit:
         initial = handover.prepare(meta["namespace"], meta["name"], spec.autoscaling.min_replicas)
     ep = builders.Endpoint(endpoint, spec, model_uri, runtime, image, SETTINGS.gpu_resource, initial)
     children = builders.build_children(ep)
     applied = {child["kind"]: kube.apply(child) for child in children.apply}
     if initial is not None:
         handover.hand_over(applied["Deployment"])
-    for api_version, kind, child_name in children.absent if spec_changed else ():
+    for api_version, kind, child_name in children.absent if revisit else ():
         if kube.delete(api_version, kind, meta["namespace"], child_name):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, meta["namespace"], child_name)
     return applied["Deployment"]
