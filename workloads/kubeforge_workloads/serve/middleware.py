@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from kubeforge import servecontract as sc
-
 from .errors import error_body
 from .metrics import ServerMetrics
 
-# Probes and scrapes are not inference load: they stay out of the in-flight count the HPA scales on.
-NOT_INFERENCE = (sc.LIVE_PATH, sc.READY_PATH, sc.METRICS_PATH, "/docs", "/openapi.json")
 
 
 async def _send_json(send, status: int, body: dict) -> None:
@@ -77,7 +73,8 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         status = 500
-        counted = scope["path"] not in NOT_INFERENCE
+        # Every inference route is a POST; probes, scrapes and metadata reads are not load the HPA should see.
+        counted = scope["method"] == "POST"
 
         async def recording_send(message):
             nonlocal status
