@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.clusterkit import wait_for
@@ -83,6 +85,29 @@ def test_kubectl_scale_reaches_the_deployment_and_the_status(kit: Kit):
     assert scaled["spec"]["replicas"] == 3
     scale = kit.kubectl("get", "--raw", f"/apis/kubeforge.io/v1alpha1/namespaces/{kit.namespace}/modelendpoints/scaled/scale")
     assert '"selector":"kubeforge.io/modelendpoint=scaled"' in scale and '"replicas":3' in scale
+
+
+def test_a_users_hpa_can_target_the_endpoint_through_its_scale_subresource(kit: Kit):
+    kit.create(endpoint("target", replicas=1))
+    kit.wait_phase("target", "Ready", ready="1/1")
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "users-hpa"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "kubeforge.io/v1alpha1", "kind": "ModelEndpoint", "name": "target"},
+            "minReplicas": 3,
+            "maxReplicas": 5,
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "kubeforge_requests_in_flight"},
+                                                  "target": {"type": "AverageValue", "averageValue": "8"}}}],
+        },
+    }
+    kit.cluster.kubectl("-n", kit.namespace, "apply", "-f", "-", input=json.dumps(hpa))
+
+    # The HPA controller lifts spec.replicas to its minimum through /scale; the operator follows.
+    scaled = kit.wait_phase("target", "Ready", ready="3/3", timeout=90)
+    assert scaled["spec"]["replicas"] == 3
+    assert kit.deployment("target").spec.replicas == 3
 
 
 def test_hpa_targets_the_deployment_and_owns_its_replicas(kit: Kit):
