@@ -42,6 +42,20 @@ class Kit:
         plural = obj["kind"].lower() + "s"
         return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, obj)
 
+    def create_suspended_job(self, name: str) -> dict[str, Any]:
+        """A TrainingJob the test drives; returns once its controller has written its first status.
+
+        A status patch racing that first write could be overwritten by it; after it, the
+        controller recomputes the same Suspended status and keeps terminal phases as set.
+        """
+        self.create(training_job(name))
+
+        def suspended() -> dict[str, Any]:
+            job = self.get("trainingjobs", name)
+            assert (job.get("status") or {}).get("phase") == "Suspended", job.get("status")
+            return job
+        return wait_for(suspended, timeout=30, message=f"TrainingJob {name} Suspended by its controller")
+
     def get(self, plural: str, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 

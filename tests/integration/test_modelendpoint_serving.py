@@ -27,6 +27,8 @@ def test_gpu_endpoint_lands_on_the_tainted_gpu_pool_and_goes_ready(kit: Kit):
     ready = kit.wait_phase("sentiment", "Ready", ready="2/2")
 
     assert condition(ready, "Ready")["status"] == "True"
+    assert "condition met" in kit.kubectl("wait", "--for=condition=Ready", "mep/sentiment", "--timeout=10s")
+    assert (condition(ready, "Reconciling")["status"], condition(ready, "Stalled")["status"]) == ("False", "False")
     assert ready["status"]["runtime"] == "tensorrt"
     assert ready["status"]["url"] == f"http://sentiment.{kit.namespace}.svc"
     pods = kit.core.list_namespaced_pod(kit.namespace, label_selector=ready["status"]["selector"]).items

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.clusterkit import wait_for
-from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of, training_job
+from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
 from tests.integration.operator_fixture import operator  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def succeed(kit: Kit, model_uri: str) -> None:
 
 
 def test_endpoint_waits_for_its_training_job_then_serves_its_model(kit: Kit):
-    kit.create(training_job("train"))
+    kit.create_suspended_job("train")
     kit.create(endpoint("served", model=REF, autoscaling={"minReplicas": 2, "maxReplicas": 4, "metric": "inflight"}))
 
     waiting = kit.wait_phase("served", "WaitingForModel")
@@ -44,12 +44,13 @@ def test_endpoint_waits_for_its_training_job_then_serves_its_model(kit: Kit):
 
 
 def test_a_rerun_with_a_new_model_rolls_the_endpoint_to_it(kit: Kit):
-    kit.create(training_job("train"))
+    kit.create_suspended_job("train")
     kit.create(endpoint("rolled", model=REF))
     succeed(kit, "/models/train/v1")
     kit.wait_phase("rolled", "Ready", modelUri="/models/train/v1")
 
-    kit.set_job_status("train", {"phase": "Running", "completionTime": None, "result": None})
+    # Re-run: not Succeeded any more (Suspended is what the job's controller keeps it at, so no race).
+    kit.set_job_status("train", {"phase": "Suspended", "completionTime": None, "result": None})
     # While the job re-runs the endpoint keeps serving the model it has.
     def kept_serving() -> dict:
         obj = kit.check_phase("rolled", "Ready", modelUri="/models/train/v1")
@@ -64,7 +65,7 @@ def test_a_rerun_with_a_new_model_rolls_the_endpoint_to_it(kit: Kit):
 
 
 def test_a_failed_training_job_fails_the_endpoint_with_a_clear_reason(kit: Kit):
-    kit.create(training_job("train"))
+    kit.create_suspended_job("train")
     kit.create(endpoint("orphan", model=REF))
     kit.wait_phase("orphan", "WaitingForModel")
 
@@ -84,7 +85,7 @@ def test_an_endpoint_created_before_its_job_waits_for_it(kit: Kit):
     kit.create(endpoint("early", model=REF))
     assert condition(kit.wait_phase("early", "WaitingForModel"), "ModelResolved")["reason"] == "TrainingJobNotFound"
 
-    kit.create(training_job("train"))
+    kit.create_suspended_job("train")
     succeed(kit, "/models/train/v1")
 
     kit.wait_phase("early", "Ready", modelUri="/models/train/v1")

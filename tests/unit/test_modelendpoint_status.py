@@ -132,3 +132,19 @@ def test_failures_are_warnings_and_progress_is_normal():
     assert status.is_warning(ready)
     ok, _ = compute(SERVING, MakeDeployment(2).counts(2, 2, 2))
     assert not status.is_warning(next(c for c in ok["conditions"] if c["type"] == "Ready"))
+
+
+@pytest.mark.parametrize(
+    "resolution, deployment, reconciling, stalled",
+    [
+        (WAITING, None, "True", "False"),
+        (SERVING, MakeDeployment(2).counts(2, 1, 1), "True", "False"),
+        (SERVING, MakeDeployment(2).counts(2, 2, 2), "False", "False"),
+        (FAILED, None, "False", "True"),
+        (SERVING, MakeDeployment(2).counts(3, 1, 2).progressing("ProgressDeadlineExceeded"), "False", "True"),
+    ],
+    ids=["waiting", "rolling", "ready", "failed", "stalled rollout"],
+)
+def test_kstatus_reads_reconciling_and_stalled(resolution, deployment, reconciling, stalled):
+    st, _ = compute(resolution, deployment)
+    assert (condition(st, "Reconciling")[0], condition(st, "Stalled")[0]) == (reconciling, stalled)

@@ -156,7 +156,7 @@ class ModelEndpointStatus(ApiModel):
     conditions: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={
-            "description": "metav1.Condition: ModelResolved, Ready, Progressing.",
+            "description": "metav1.Condition: ModelResolved, Ready, Progressing; Reconciling and Stalled for kstatus.",
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
             "items": {

@@ -102,6 +102,8 @@ def write_status(endpoint: dict[str, Any], previous: dict[str, Any], new: dict[s
     if previous.get("phase") != new["phase"]:
         metrics.TRANSITIONS.labels(kind=KIND, phase=new["phase"]).inc()
     for changed in conditions.transitions(previous.get("conditions"), new["conditions"]):
+        if changed["type"] in endpoint_status.KSTATUS_TYPES:
+            continue  # they mirror Ready; one event per transition is enough
         kind = "Warning" if endpoint_status.is_warning(changed) else "Normal"
         message = f"{changed['type']} is {changed['status']}: {changed['message']}"
         kube.emit_event(endpoint, kind, changed["reason"], message)

@@ -17,6 +17,11 @@ from kubeforge.modelendpoint.modelsource import ModelResolution
 
 # Condition types.
 MODEL_RESOLVED, READY, PROGRESSING = "ModelResolved", "Ready", "Progressing"
+# kstatus' standard "abnormal-true" pair (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux and
+# `kubectl`-side waiters read on custom resources: without them kstatus calls a resource
+# Current as soon as observedGeneration matches, even while it waits for its model.
+RECONCILING, STALLED = "Reconciling", "Stalled"
+KSTATUS_TYPES = (RECONCILING, STALLED)
 
 # Ready / Progressing reasons (ModelResolved reasons live in modelsource).
 ALL_READY = "AllReplicasReady"
@@ -141,6 +146,7 @@ def build_status(
     conditions = cond.set_condition(conditions, MODEL_RESOLVED, model_status, resolution.reason, resolution.message, generation, now)
     conditions = cond.set_condition(conditions, READY, *verdict.ready, generation, now)
     conditions = cond.set_condition(conditions, PROGRESSING, *verdict.progressing, generation, now)
+    conditions = _kstatus_conditions(conditions, verdict, generation, now)
     status: dict[str, Any] = {
         "phase": verdict.phase,
         "conditions": conditions,
@@ -156,6 +162,14 @@ def build_status(
         status["modelUri"] = resolution.uri
         status["url"] = builders.service_url(name, namespace)
     return status, verdict.recheck_after
+
+
+def _kstatus_conditions(conditions: list[dict[str, Any]], verdict: Verdict, generation: int, now: str) -> list[dict[str, Any]]:
+    _, reason, message = verdict.ready
+    reconciling = cond.TRUE if verdict.phase in ("Pending", "WaitingForModel", "Deploying") else cond.FALSE
+    stalled = cond.TRUE if verdict.phase in ("Failed", "Degraded") else cond.FALSE
+    conditions = cond.set_condition(conditions, RECONCILING, reconciling, reason, message, generation, now)
+    return cond.set_condition(conditions, STALLED, stalled, reason, message, generation, now)
 
 
 def is_warning(condition: dict[str, Any]) -> bool:
