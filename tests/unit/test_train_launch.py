@@ -47,3 +47,19 @@ def test_elastic_torchrun_gets_a_node_range_and_a_c10d_rendezvous_per_attempt():
     cmd = torchrun_command(launch_env(min_nodes=1, max_nodes=4), ["python", "train.py"])
     assert "--nnodes=1:4" in cmd and "--rdzv-backend=c10d" in cmd and "--rdzv-id=bert-3" in cmd
     assert cmd[-3:] == ["--no-python", "python", "train.py"]
+
+
+def test_the_jobs_deepspeed_config_wins_and_the_recipe_fills_only_the_gaps():
+    from kubeforge_workloads.train.engines import deepspeed_config
+
+    config = deepspeed_config({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto",
+                               "gradient_clipping": 0.5}, batch_size=16, zero_stage=2, bf16=False)
+    assert config["zero_optimization"] == {"stage": 3}
+    assert (config["train_micro_batch_size_per_gpu"], config["gradient_clipping"], config["bf16"]) == (16, 0.5, {"enabled": False})
+
+
+def test_zero_2_overlaps_gradient_reduction_with_backward_unless_told_otherwise():
+    from kubeforge_workloads.train.engines import deepspeed_config
+
+    assert deepspeed_config({}, 16, 2, False)["zero_optimization"]["overlap_comm"] is True
+    assert deepspeed_config({"zero_optimization": {"overlap_comm": False}}, 16, 2, False)["zero_optimization"]["overlap_comm"] is False
