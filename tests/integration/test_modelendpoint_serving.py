@@ -9,7 +9,7 @@ import pytest
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import READY
 from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
-from tests.integration.operator_fixture import operator  # noqa: F401
+from tests.integration.operator_fixture import OperatorProcess, operator  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +185,32 @@ def _kubeforge_owns_replicas(deployment) -> bool:
         f.manager == "kubeforge" and f.operation == "Apply" and "f:replicas" in (f.fields_v1 or {}).get("f:spec", {})
         for f in deployment.metadata.managed_fields or []
     )
+
+
+@pytest.fixture
+def fast_degrading_operator(cluster, namespace, operator, tmp_path):  # noqa: F811
+    """The session's operator swapped for one that calls an endpoint Degraded after 3 s short of replicas."""
+    operator.stop()
+    env = {"KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS": "3", "KUBEFORGE_WATCH_NAMESPACES": namespace}
+    fast = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log", env).start()
+    try:
+        yield fast
+    finally:
+        fast.stop()
+        operator.start()
+
+
+def test_a_replica_that_stops_being_ready_degrades_the_endpoint_until_it_recovers(kit: Kit, fast_degrading_operator):
+    kit.create(endpoint("flaky", replicas=2))
+    kit.wait_phase("flaky", "Ready", ready="2/2")
+    pod = kit.core.list_namespaced_pod(kit.namespace, label_selector="kubeforge.io/modelendpoint=flaky").items[0]
+
+    kit.core.patch_namespaced_pod(pod.metadata.name, kit.namespace, {"metadata": {"annotations": {READY: "false"}}})
+
+    degraded = kit.wait_phase("flaky", "Degraded", ready="1/2")
+    ready = condition(degraded, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReplicasUnavailable")
+    assert condition(degraded, "Stalled")["status"] == "True"
+
+    kit.core.patch_namespaced_pod(pod.metadata.name, kit.namespace, {"metadata": {"annotations": {READY: "true"}}})
+    kit.wait_phase("flaky", "Ready", ready="2/2")
