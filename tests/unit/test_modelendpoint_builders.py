@@ -138,6 +138,11 @@ def test_pods_pass_the_restricted_pod_security_profile():
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+def test_server_pods_carry_no_api_token_and_no_service_env():
+    pod = deployment(MakeEndpoint())["spec"]["template"]["spec"]
+    assert (pod["automountServiceAccountToken"], pod["enableServiceLinks"]) == (False, False)
+
+
 def test_pods_are_scraped_by_prometheus_and_user_annotations_win():
     template = deployment(MakeEndpoint().set("podAnnotations", {"prometheus.io/scrape": "false", "team": "ml"}))["spec"]["template"]
     assert template["metadata"]["annotations"]["prometheus.io/path"] == sc.METRICS_PATH

@@ -137,6 +137,10 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
     if mounts:
         container["volumeMounts"] = mounts
     pod: dict[str, Any] = {
+        # The server never calls the API server; no token in the pod is one less thing to steal.
+        "automountServiceAccountToken": False,
+        # Service env vars for every Service in the namespace are noise the server never reads.
+        "enableServiceLinks": False,
         "securityContext": podspec.pod_security_context(),
         "containers": [container],
         **podspec.placement(ep.spec.node_pool, ep.spec.resources.gpus, ep.gpu_resource),
