@@ -135,7 +135,7 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(range(1, len(losses) + 1), losses, label=f"{label}: {results[name]['samplesPerSecond']:.1f} samples/s")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (mean over processes)")
-    ax.set_title(f"MiniLM fine-tune, {results['procs']} procs x {results["threads"]} thread(s), batch {results['batchSize']}/proc")
+    ax.set_title(f"MiniLM fine-tune, {results['procs']} procs x {results['threads']} thread(s), batch {results['batchSize']}/proc")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
