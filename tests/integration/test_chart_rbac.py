@@ -111,7 +111,26 @@ def model_endpoint(name: str, job: str) -> dict[str, Any]:
     }
 
 
-def phase_of(custom: client.CustomObjectsApi, namespace: str, plural: str, name: str, phase: str) -> dict[str, Any]:
+def refusals(operator: OperatorProcess) -> list[str]:
+    """The API server's 403 answers in the operator's log: a grant the chart lacks."""
+    log = operator.log_path.read_text(errors="replace")
+    # The client logs each refusal three times (exception, reason, body): the body says what was refused.
+    noise = ("Reason: Forbidden", "kubernetes.client.exceptions.ApiException: (403)")
+    return sorted({refusal_message(line) for line in log.splitlines() if FORBIDDEN.search(line) and line.strip() not in noise})
+
+
+def refusal_message(line: str) -> str:
+    """The Status message when the line carries the response body, else the line itself."""
+    try:
+        return json.loads(line[line.index("{"):])["message"]
+    except (ValueError, KeyError, TypeError):
+        return line[-300:]
+
+
+def phase_of(operator: OperatorProcess, custom: client.CustomObjectsApi, namespace: str, plural: str, name: str, phase: str) -> dict[str, Any]:
+    """The object once it shows `phase` for its generation; fails at once when the operator was refused anything."""
+    if refused := refusals(operator):
+        pytest.fail("the chart's RBAC refused the operator:\n" + "\n".join(refused), pytrace=False)
     obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
     status = obj.get("status") or {}
     assert status.get("phase") == phase, {k: status.get(k) for k in ("phase", "message", "ready", "observedGeneration")}
@@ -144,10 +163,10 @@ def test_the_operator_trains_and_serves_with_only_the_charts_rbac(cluster, names
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", training_job("minilm"))
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modelendpoints", model_endpoint("minilm", "minilm"))
 
-    job = wait_for(lambda: phase_of(custom, namespace, "trainingjobs", "minilm", "Succeeded"), timeout=120, message="TrainingJob Succeeded")
+    job = wait_for(lambda: phase_of(chart_operator, custom, namespace, "trainingjobs", "minilm", "Succeeded"), timeout=120, message="TrainingJob Succeeded")
     assert_no_other_operator_reconciled(cluster, namespace)
     assert job["status"]["result"]["modelUri"] == SUMMARY["modelUri"]
-    endpoint = wait_for(lambda: phase_of(custom, namespace, "modelendpoints", "minilm", "Ready"), timeout=120, message="ModelEndpoint Ready")
+    endpoint = wait_for(lambda: phase_of(chart_operator, custom, namespace, "modelendpoints", "minilm", "Ready"), timeout=120, message="ModelEndpoint Ready")
     assert endpoint["status"]["ready"] == "2/2" and endpoint["status"]["modelUri"] == SUMMARY["modelUri"]
 
     # Every child kind was written by this operator, under its ServiceAccount.
@@ -159,8 +178,7 @@ def test_the_operator_trains_and_serves_with_only_the_charts_rbac(cluster, names
     assert any(e.reporting_instance == f"{namespace}-operator" for e in events), "no Event posted by this operator"
 
     # Nothing was refused: no 403 in the log, no failed reconcile, and this operator wrote the phases.
-    log = chart_operator.log_path.read_text(errors="replace")
-    assert [line for line in log.splitlines() if FORBIDDEN.search(line)] == []
+    assert refusals(chart_operator) == []
     body = http_get(chart_operator.metrics_url)[1]
     assert metric(body, "kubeforge_operator_reconciles_total", result="error") == 0
     assert metric(body, "kubeforge_operator_phase_transitions_total", kind="TrainingJob", phase="Succeeded") == 1
