@@ -14,7 +14,8 @@ RUN python -m venv /opt/kubeforge
 # torch first and pinned: DeepSpeed builds its op against the torch it finds.
 RUN /opt/kubeforge/bin/pip install --index-url "${TORCH_INDEX_URL}" torch==2.11.0 \
     && /opt/kubeforge/bin/pip install setuptools wheel ninja
-RUN DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 DS_BUILD_AIO=0 DS_BUILD_GDS=0 \
+# DS_ACCELERATOR=cpu: DeepSpeed's setup.py picks op builders by accelerator, and the shm op is a CPU one.
+RUN DS_ACCELERATOR=cpu DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 \
     /opt/kubeforge/bin/pip install --no-build-isolation deepspeed==0.19.8
 COPY pyproject.toml README.md ./src/
 COPY operator ./src/operator
