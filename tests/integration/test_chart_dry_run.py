@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.chart import CHART, helm, one, release_for, render, render_text
+from tests.chart import CHART, REPO, helm, one, release_for, render, render_text
 from tests.integration.clusterkit import KubectlError
 from tests.integration.operator_fixture import apply_crds
 
@@ -66,3 +66,16 @@ def test_helm_install_prints_what_to_apply_next_and_its_operator_pod_runs(cluste
     assert uninstall.returncode == 0, uninstall.stderr
     leftovers = cluster.kubectl("get", "clusterroles", "-o", "name").stdout
     assert release not in leftovers
+
+
+def test_the_example_workloads_pass_the_crds_validation(cluster, namespace):
+    """examples/workloads against the real CRD schemas and CEL rules, moved into the test namespace."""
+    apply_crds(cluster.kubeconfig)
+    docs = [d for p in sorted((REPO / "examples" / "workloads").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    moved = [dict(d, metadata={**d["metadata"], "namespace": namespace}) for d in docs if d["kind"] != "Namespace"]
+    out = dry_run_apply(cluster, yaml.safe_dump_all(moved))
+    assert {line.split(" ")[0] for line in out.splitlines()} == {
+        "persistentvolumeclaim/models",
+        "trainingjob.kubeforge.io/minilm",
+        "modelendpoint.kubeforge.io/minilm",
+    }
