@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -79,3 +81,22 @@ def test_the_example_workloads_pass_the_crds_validation(cluster, namespace):
         "trainingjob.kubeforge.io/minilm",
         "modelendpoint.kubeforge.io/minilm",
     }
+
+
+@pytest.mark.parametrize("kind", ["TrainingJob", "ModelEndpoint"])
+def test_the_flux_health_expressions_compile_against_the_crd_schema(cluster, kind):
+    """The API server's own CEL compiler type-checks Flux's expressions against our status schema.
+
+    Flux evaluates them with the object's fields as variables; as CRD rules on the root they
+    read `self.status`. A dry-run create of a renamed copy of the CRD compiles them and stores nothing.
+    """
+    flux = {d["kind"]: d for d in yaml.safe_load_all((REPO / "examples" / "flux" / "kubeforge.yaml").read_text()) if d}
+    exprs = next(e for e in flux["Kustomization"]["spec"]["healthCheckExprs"] if e["kind"] == kind)
+    crd = yaml.safe_load((REPO / "crds" / f"kubeforge.io_{kind.lower()}s.yaml").read_text())
+    crd["spec"]["group"] = "fluxcheck.kubeforge.io"
+    crd["metadata"] = {"name": f"{crd['spec']['names']['plural']}.fluxcheck.kubeforge.io"}
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = [re.sub(r"(?<![.\w])status\b", "self.status", exprs[k]) for k in ("inProgress", "failed", "current") if k in exprs]
+    root["x-kubernetes-validations"] = [{"rule": f"({rule}) || true"} for rule in rules]
+    out = cluster.kubectl("create", "--dry-run=server", "-o", "name", "-f", "-", input=yaml.safe_dump(crd)).stdout
+    assert out.strip() == f"customresourcedefinition.apiextensions.k8s.io/{crd['metadata']['name']}"
