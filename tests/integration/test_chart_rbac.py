@@ -21,7 +21,7 @@ from kubernetes import client
 from tests.chart import objects, one, release_for, render
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import fake_exit
-from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get
+from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get, operator  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +60,13 @@ def chart_env(deployment: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def chart_operator(cluster, namespace, tmp_path):
-    """The operator under the chart's RBAC only, watching `namespace`; its cluster-scoped grants are removed afterwards."""
+def chart_operator(cluster, namespace, tmp_path, operator):  # noqa: F811
+    """The operator under the chart's RBAC only, watching `namespace`; its cluster-scoped grants are removed afterwards.
+
+    The session's cluster-wide operator is stopped meanwhile (and started again after): it
+    would reconcile this namespace too, with admin rights, and hide a missing grant.
+    """
+    operator.stop()
     docs = render({"watchNamespaces": [namespace]}, release=release_for(namespace), namespace=namespace)
     grants = [d for d in docs if d["kind"] in RBAC_KINDS]
     apply_crds(cluster.kubeconfig)
@@ -77,6 +82,7 @@ def chart_operator(cluster, namespace, tmp_path):
         proc.stop()
         for role in objects(docs, "ClusterRole") + objects(docs, "ClusterRoleBinding"):
             cluster.kubectl("delete", role["kind"].lower(), role["metadata"]["name"], "--ignore-not-found")
+        operator.start()
 
 
 def training_job(name: str) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def assert_no_other_operator_reconciled(cluster, namespace: str) -> None:
     others = {e.reporting_instance for e in events if e.reporting_component == "kubeforge.io/operator"} - {f"{namespace}-operator"}
     assert not others, (
         f"another kubeforge operator ({', '.join(sorted(others))}) reconciled {namespace} too, so this run proves nothing "
-        "about the chart's RBAC; run tests/integration/test_chart_rbac.py while no cluster-wide operator runs"
+        "about the chart's RBAC; another test session's cluster-wide operator? (this session's own is stopped meanwhile)"
     )
 
 
