@@ -55,7 +55,8 @@ class DeepSpeedEngine:
 
         self.stage = int(config.get("zero_optimization", {}).get("stage", 0))
         client_opt = None if "optimizer" in config else optimizer
-        client_sched = None if "scheduler" in config else scheduler
+        # Our scheduler drives our optimizer; with the config's optimizer it would drive nothing.
+        client_sched = None if "scheduler" in config or client_opt is None else scheduler
         self.engine, _, _, _ = deepspeed.initialize(
             model=model, optimizer=client_opt, lr_scheduler=client_sched, config=config
         )

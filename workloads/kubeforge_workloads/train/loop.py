@@ -121,13 +121,15 @@ def save_checkpoint(run: Run) -> None:
 
 def resume(run: Run) -> None:
     """Continue from the newest complete checkpoint (every rank reads the same one), if there is one."""
-    found = checkpoint.newest_complete(Path(run.launch.checkpoint_dir)) if run.launch.checkpoint_dir else None
-    choice = [found[0].name if found else None]
+    found = None
+    if run.rank == 0 and run.launch.checkpoint_dir:
+        found = checkpoint.newest_complete(Path(run.launch.checkpoint_dir))
+    choice = [(found[0].name, found[1]) if found else None]
     dist.broadcast_object_list(choice, src=0)  # rank 0 decides, so ranks never load different steps
     if choice[0] is None:
         return
-    directory = Path(run.launch.checkpoint_dir) / choice[0]
-    state = checkpoint.read_complete(directory) or {}
+    name, state = choice[0]
+    directory = Path(run.launch.checkpoint_dir) / name
     run.engine.load(directory.parent, directory.name)
     run.step = run.resumed_from = run.saved_at = int(state["step"])
     log.info("resumed from %s (step %d of %d)", directory, run.step, run.total_steps)
