@@ -28,7 +28,7 @@ if ! "$VENV/bin/python" -c 'import deepspeed' 2>/dev/null; then
 fi
 if [[ "$(cat "$VENV/.kubeforge-stamp" 2>/dev/null)" != "$stamp" ]]; then
   log "installing kubeforge with extras operator,train,serve,dev"
-  "${PIP[@]}" -e "$REPO[operator,train,serve,dev]"
+  "${PIP[@]}" -q -e "$REPO[operator,train,serve,dev]"
   echo "$stamp" > "$VENV/.kubeforge-stamp"
 fi
 # The venv is shared between clones: point the editable install at this one.
