@@ -49,6 +49,8 @@ class Group:
     recipe: dict = field(default_factory=lambda: dict(TINY_RECIPE))
     checkpoint_every: int | None = None
     zero_stage: int | None = 2
+    command: list = field(default_factory=list)  # the user's command (after --); empty: the recipe
+    nproc_per_node: int = 1
     procs: list = field(default_factory=list)
 
     @property
@@ -65,7 +67,7 @@ class Group:
     def launch_env(self, rank: int, port: int) -> LaunchEnv:
         return LaunchEnv(
             job_name="test", namespace="default", master_addr="127.0.0.1", master_port=port, nnodes=self.nodes,
-            nproc_per_node=1, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
+            nproc_per_node=self.nproc_per_node, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
             recipe=self.recipe, zero_stage=self.zero_stage if self.launcher == "deepspeed" else None,
             checkpoint_dir=str(self.workdir / "checkpoints"), checkpoint_every_steps=self.checkpoint_every,
             output_dir=str(self.output_dir), output_uri=f"file://{self.output_dir}",
@@ -78,7 +80,8 @@ class Group:
         for rank in range(self.nodes):
             env = {**os.environ, **self.launch_env(rank, port).to_env(), "HF_HUB_OFFLINE": "1"}
             log = open(self.workdir / f"node-{rank}-attempt-{self.attempt}.log", "w")
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "kubeforge_workloads.train.cli"], env=env,
+            argv = [sys.executable, "-m", "kubeforge_workloads.train.cli", *(["--", *self.command] if self.command else [])]
+            self.procs.append(subprocess.Popen(argv, env=env,
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         return self
 
