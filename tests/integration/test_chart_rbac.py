@@ -29,7 +29,8 @@ GROUP, VERSION = "kubeforge.io", "v1alpha1"
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 SUMMARY = {"metrics": {"accuracy": 0.93, "f1": 0.92}, "modelUri": "/models/minilm", "steps": 4}
 # kopf logs a refused watch or request with the API server's reason; kube.py raises ApiException(403).
-FORBIDDEN = re.compile(r"\b403\b|Forbidden", re.IGNORECASE)
+# Matched on the status code's own spellings, not a bare 403 (log timestamps have milliseconds).
+FORBIDDEN = re.compile(r'"code":\s*403\b|\(403\)|\bForbidden\b|APIForbiddenError')
 
 
 def service_account_kubeconfig(admin_kubeconfig: str, token: str, path: Path) -> str:
