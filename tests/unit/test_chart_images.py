@@ -55,3 +55,23 @@ def test_the_trainer_prebuilds_the_deepspeed_shm_op_so_no_compiler_is_needed_at_
 
 def test_the_tensorrt_server_starts_from_nvidia_tensorrt_image():
     assert re.search(r"ARG TENSORRT_IMAGE=nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3", dockerfile("server-tensorrt"))
+
+
+def test_the_operator_and_its_controllers_import_without_the_train_and_serve_extras():
+    """What the slim operator image installs is enough: torch & co. are blocked, the controllers still load."""
+    import subprocess
+    import sys
+
+    blocked = ["torch", "deepspeed", "transformers", "onnxruntime", "onnx", "tensorrt", "fastapi", "uvicorn", "numpy", "sklearn"]
+    script = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('not in the operator image: ' + name)
+sys.meta_path.insert(0, Block())
+from kubeforge import main
+assert main.load_controllers() == list(main.CONTROLLERS), main.load_controllers()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
