@@ -6,7 +6,7 @@ import pytest
 
 from kubeforge_workloads.train import checkpoint
 
-from .train_fixtures import ACCURACY_THRESHOLD, Group
+from .train_fixtures import ACCURACY_THRESHOLD, TINY_RECIPE, Group
 
 pytestmark = pytest.mark.workload
 # Shapes the export never saw: another batch size and longer sequences.
@@ -83,3 +83,11 @@ def test_torchrun_writes_the_summary_and_an_onnx_model_that_matches_torch(torchr
 
     assert torchrun_group.summary()["modelUri"] == f"file://{torchrun_group.output_dir}"
     assert onnx_max_diff(torchrun_group.output_dir, UNSEEN_TEXTS) <= 1e-4
+
+
+def test_an_elastic_torchrun_group_trains_and_the_pod_with_index_0_reports_for_it(tmp_path):
+    # The c10d rendezvous may give global rank 0 to either node; the operator reads index 0's pod.
+    group = finished_group(tmp_path, "torchrun", elastic=(1, 2), recipe=dict(TINY_RECIPE, maxSteps=3))
+    assert group.summary(0)["steps"] == 3 and not group.termination_log(1).exists()
+    assert group.progress()[-1] == {**group.progress()[-1], "step": 3, "totalSteps": 3}
+    assert (group.output_dir / "kubeforge.json").is_file()

@@ -51,6 +51,7 @@ class Group:
     zero_stage: int | None = 2
     command: list = field(default_factory=list)  # the user's command (after --); empty: the recipe
     nproc_per_node: int = 1
+    elastic: tuple[int, int] | None = None  # (min nodes, max nodes) for an elastic torchrun group
     procs: list = field(default_factory=list)
 
     @property
@@ -68,6 +69,7 @@ class Group:
         return LaunchEnv(
             job_name="test", namespace="default", master_addr="127.0.0.1", master_port=port, nnodes=self.nodes,
             nproc_per_node=self.nproc_per_node, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
+            min_nodes=self.elastic[0] if self.elastic else None, max_nodes=self.elastic[1] if self.elastic else None,
             recipe=self.recipe, zero_stage=self.zero_stage if self.launcher == "deepspeed" else None,
             checkpoint_dir=str(self.workdir / "checkpoints"), checkpoint_every_steps=self.checkpoint_every,
             output_dir=str(self.output_dir), output_uri=f"file://{self.output_dir}",

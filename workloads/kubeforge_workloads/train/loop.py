@@ -85,7 +85,10 @@ def report_progress(run: Run, loss: float) -> None:
     if run.reporter is None:
         return
     epoch = run.step / run.steps_per_epoch
-    run.reporter.report(contract.progress_record(run.step, run.total_steps, loss, epoch), final=run.step == run.total_steps)
+    record = contract.progress_record(run.step, run.total_steps, loss, epoch)
+    if run.saved_at > 0:
+        record["checkpoint"] = checkpoint.final_name(run.saved_at)  # the operator shows it as status.lastCheckpoint
+    run.reporter.report(record, final=run.step == run.total_steps)
     if run.step == 1 or run.step % 10 == 0 or run.step == run.total_steps:
         log.info("step %d/%d loss %.4f", run.step, run.total_steps, loss)
 
@@ -135,7 +138,7 @@ def resume(run: Run) -> None:
     log.info("resumed from %s (step %d of %d)", directory, run.step, run.total_steps)
 
 
-def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict) -> Run:
+def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict, reports: bool) -> Run:
     """Data, model, optimizer and engine for this attempt."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -152,7 +155,7 @@ def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     engine = make_engine(launch, recipe, model, optimizer, scheduler, device)
-    reporter = ProgressReporter(launch.progress_file, env) if dist.get_rank() == 0 else None
+    reporter = ProgressReporter(launch.progress_file, env) if reports else None
     return Run(launch, recipe, device, engine, tokenizer, train_set, eval_set, steps_per_epoch, total, reporter)
 
 

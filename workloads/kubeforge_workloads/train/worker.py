@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_code_for(exc)
         log.exception("training failed (exit code %d%s)", code, ", a peer was lost" if code != 1 else "")
         leave_note(code)
-        if rank == 0:
+        if speaks_for_group(launch):
             from .report import write_termination_message
 
             write_termination_message(launch.termination_log, {"error": f"{type(exc).__name__}: {exc}"[:3000]})
@@ -85,8 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def speaks_for_group(launch: LaunchEnv) -> bool:
+    """The process whose progress and summary the operator reads: local rank 0 of the pod with index 0.
+
+    That is global rank 0 with a static rendezvous; an elastic one may put global rank 0
+    on another pod, but the operator reads the pod with completion index 0.
+    """
+    return launch.node_rank == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
 def train_and_export(launch: LaunchEnv, env: dict) -> dict | None:
-    """Train on every rank; rank 0 returns the summary after writing the model, the others None."""
+    """Train on every rank; global rank 0 writes the model; the speaker returns the summary, the others None."""
     import torch.distributed as dist
 
     from .loop import build_run, timed_training
@@ -94,19 +103,19 @@ def train_and_export(launch: LaunchEnv, env: dict) -> dict | None:
 
     device = init_process_group()
     try:
-        recipe = parse_recipe(launch.recipe)
-        run = build_run(launch, recipe, device, env)
-        numbers = timed_training(run)
+        run = build_run(launch, parse_recipe(launch.recipe), device, env, reports=speaks_for_group(launch))
+        numbers = timed_training(run)  # every rank holds the same metrics and step counts
         weights = run.engine.full_state_dict()  # collective under ZeRO-3, so before the group goes
     finally:
         dist.destroy_process_group()
-    if weights is None:
+    if weights is not None:
+        write_model(run, weights, launch)
+    if not speaks_for_group(launch):
         return None
-    model_uri = write_model(run, weights, launch)
-    return {"metrics": run.metrics, "modelUri": model_uri, **numbers}
+    return {"metrics": run.metrics, "modelUri": launch.output_uri or launch.output_dir, **numbers}
 
 
-def write_model(run, weights: dict, launch: LaunchEnv) -> str:
+def write_model(run, weights: dict, launch: LaunchEnv) -> None:
     from transformers import AutoModelForSequenceClassification
 
     from .export import export_model
@@ -114,7 +123,7 @@ def write_model(run, weights: dict, launch: LaunchEnv) -> str:
 
     if not launch.output_dir:
         log.warning("no output directory (KUBEFORGE_OUTPUT_DIR) set: the model is not exported")
-        return ""
+        return
     # A fresh copy: under ZeRO-3 the engine's module holds only this rank's partition.
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_path(run.recipe.model), num_labels=len(run.train_set.label_names))
@@ -122,7 +131,6 @@ def write_model(run, weights: dict, launch: LaunchEnv) -> str:
     manifest = export_model(model, run.tokenizer, Path(launch.output_dir), run.train_set.label_names,
                             run.recipe.max_seq_length, extra={"metrics": run.metrics, "steps": run.step})
     log.info("model written to %s (ONNX max |diff| vs torch %s)", launch.output_dir, manifest["onnxMaxAbsDiff"])
-    return launch.output_uri or launch.output_dir
 
 
 if __name__ == "__main__":
