@@ -83,7 +83,7 @@ def test_the_example_workloads_pass_the_crds_validation(cluster, namespace):
     }
 
 
-@pytest.mark.parametrize("kind", ["TrainingJob", "ModelEndpoint"])
+@pytest.mark.parametrize("kind", ["TrainingJob"])
 def test_the_flux_health_expressions_compile_against_the_crd_schema(cluster, kind):
     """The API server's own CEL compiler type-checks Flux's expressions against our status schema.
 

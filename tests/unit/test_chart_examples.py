@@ -42,9 +42,9 @@ def test_the_argocd_application_installs_this_chart_with_server_side_apply():
     assert set(app["spec"]["source"]["helm"]["valuesObject"]) <= set(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
-def test_the_flux_release_installs_this_chart_and_waits_on_both_kinds():
+def test_the_flux_release_installs_this_chart_and_waits_for_training_jobs_to_succeed():
     docs = {d["kind"]: d for d in documents(EXAMPLES / "flux" / "kubeforge.yaml")}
     assert docs["HelmRelease"]["spec"]["chart"]["spec"]["chart"] == "./" + str(CHART.relative_to(REPO))
     assert set(docs["HelmRelease"]["spec"]["values"]) <= set(yaml.safe_load((CHART / "values.yaml").read_text()))
     kinds = {e["kind"] for e in docs["Kustomization"]["spec"]["healthCheckExprs"]}
-    assert kinds == {"TrainingJob", "ModelEndpoint"} and docs["Kustomization"]["spec"]["wait"] is True
+    assert kinds == {"TrainingJob"} and docs["Kustomization"]["spec"]["wait"] is True

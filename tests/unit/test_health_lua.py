@@ -11,18 +11,14 @@ import yaml
 from lupa import lua51
 
 from kubeforge.api.trainingjob import TrainingJob
-from kubeforge.modelendpoint import modelsource
-from kubeforge.modelendpoint import status as endpoint_status
-from kubeforge.modelendpoint.modelsource import ModelResolution
 from kubeforge.modelendpoint.status import Rollout
 from kubeforge.trainingjob import observe
 from kubeforge.trainingjob import status as job_status
 from tests.chart import REPO
+from tests.unit.status_samples import READY_FALSE_SINCE_LONG_AGO, RESOLVED, TRAINING_FAILED, WAITING, endpoint, endpoint_status_for
 from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
 HEALTH = REPO / "examples" / "argocd" / "health"
-NOW = "2026-01-01T00:10:00Z"
-URI = "pvc://models/minilm"
 
 
 def strip_none(value: Any) -> Any:
@@ -41,32 +37,6 @@ def argocd_health(script: Path, obj: dict[str, Any]) -> tuple[str, str]:
     hs = lua.execute(script.read_text())
     return hs["status"], hs["message"]
 
-
-def endpoint(status: dict[str, Any] | None = None, generation: int = 1, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubeforge.io/v1alpha1",
-        "kind": "ModelEndpoint",
-        "metadata": {"name": "minilm", "namespace": "ml", "generation": generation},
-        "spec": {"model": {"uri": URI}, "replicas": 2, **spec},
-        "status": status,
-    }
-
-
-def endpoint_status_for(resolution: ModelResolution, rollout: Rollout, previous: dict | None = None) -> dict[str, Any]:
-    """The status the ModelEndpoint controller writes for this resolution and rollout."""
-    built, _ = endpoint_status.build_status(
-        name="minilm", namespace="ml", generation=1, resolution=resolution, runtime="onnxruntime",
-        rollout=rollout, previous=previous or {}, now=NOW, degraded_after=60.0,
-    )
-    return built
-
-
-RESOLVED = ModelResolution(URI, modelsource.RESOLVED, f"serving {URI}")
-WAITING = ModelResolution(None, modelsource.WAITING, "waiting for TrainingJob minilm to succeed (phase Running)")
-TRAINING_FAILED = ModelResolution(None, modelsource.TRAINING_FAILED, "TrainingJob minilm failed: OOMKilled")
-READY_FALSE_SINCE_LONG_AGO = {
-    "conditions": [{"type": "Ready", "status": "False", "reason": "RollingOut", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
-}
 
 ENDPOINT_CASES = {
     "all replicas ready": (endpoint(endpoint_status_for(RESOLVED, Rollout("Complete", 2, 2, 2, 2, True))), "Healthy", "2/2 replicas ready"),
