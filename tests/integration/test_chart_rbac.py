@@ -190,3 +190,46 @@ def test_the_operator_trains_and_serves_with_only_the_charts_rbac(cluster, names
     assert metric(body, "kubeforge_operator_reconciles_total", result="error") == 0
     assert metric(body, "kubeforge_operator_phase_transitions_total", kind="TrainingJob", phase="Succeeded") == 1
     assert metric(body, "kubeforge_operator_phase_transitions_total", kind="ModelEndpoint", phase="Ready") >= 1
+
+
+@pytest.fixture
+def cluster_wide_grants(cluster, namespace):
+    """The cluster-wide mode's RBAC applied (no operator runs: it would reconcile every namespace); removed after."""
+    docs = render({}, release=release_for(namespace), namespace=namespace)
+    grants = [d for d in docs if d["kind"] in RBAC_KINDS]
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(grants))
+    try:
+        yield f"system:serviceaccount:{namespace}:{one(docs, 'ServiceAccount')['metadata']['name']}", docs
+    finally:
+        for obj in objects(docs, "ClusterRole") + objects(docs, "ClusterRoleBinding"):
+            cluster.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--ignore-not-found")
+
+
+@pytest.mark.parametrize(
+    "verb, resource, allowed",
+    [
+        ("watch", "trainingjobs.kubeforge.io", "yes"),
+        ("patch", "modelendpoints.kubeforge.io --subresource=status", "yes"),
+        ("patch", "modelendpoints.kubeforge.io", "no"),
+        ("create", "jobs.batch", "yes"),
+        ("get", "secrets", "no"),
+        ("list", "secrets", "no"),
+        ("create", "pods", "no"),
+        ("patch", "pods", "no"),
+        ("update", "trainingjobs.kubeforge.io", "no"),
+        ("create", "roles.rbac.authorization.k8s.io", "no"),
+        ("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin", "no"),
+    ],
+)
+def test_the_api_server_authorizes_the_cluster_wide_service_account_as_the_chart_says(cluster, cluster_wide_grants, verb, resource, allowed):
+    """Asked in a namespace the chart never names: the ClusterRole applies everywhere, and only as far as it says."""
+    user, _ = cluster_wide_grants
+    answer = cluster.kubectl("auth", "can-i", verb, *resource.split(), "--as", user, "-n", "default", check=False).stdout.strip()
+    assert answer == allowed
+
+
+def test_the_cluster_wide_service_account_may_bind_exactly_the_trainer_role(cluster, cluster_wide_grants):
+    user, docs = cluster_wide_grants
+    trainer = next(c["metadata"]["name"] for c in objects(docs, "ClusterRole") if c["metadata"]["name"].endswith("-trainer"))
+    answer = cluster.kubectl("auth", "can-i", "bind", f"clusterroles.rbac.authorization.k8s.io/{trainer}", "--as", user, "-n", "default", check=False)
+    assert answer.stdout.strip() == "yes"
