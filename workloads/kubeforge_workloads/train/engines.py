@@ -33,11 +33,12 @@ def deepspeed_config(user_config: dict, batch_size: int, zero_stage: int | None,
     if zero_stage is not None:
         zero.setdefault("stage", zero_stage)
     if zero.get("stage", 0) in (1, 2):
-        # Overlap the gradient reduction with backward, in buckets small enough to start
-        # early: on 2 CPU processes this is ~1.4x the samples/s of DeepSpeed's defaults.
+        # Reduce gradients during backward in buckets of DDP's size (25 MB of fp32), not
+        # DeepSpeed's 500M elements: a BERT-base-or-smaller model then fits one bucket and
+        # nothing is reduced until backward ends. Measured on 2 CPU processes: faster.
         zero.setdefault("overlap_comm", True)
-        zero.setdefault("reduce_bucket_size", 50_000_000)
-        zero.setdefault("allgather_bucket_size", 50_000_000)
+        zero.setdefault("reduce_bucket_size", 6_250_000)
+        zero.setdefault("allgather_bucket_size", 6_250_000)
     config["zero_optimization"] = zero
     config.setdefault("bf16", {"enabled": bf16})
     return config
