@@ -152,7 +152,8 @@ def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict
     path = resolve_model_path(recipe.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(train_set.label_names)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
+    # The fused kernel (CPU and CUDA): one vectorised pass instead of a dozen tensor ops per step.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     engine = make_engine(launch, recipe, model, optimizer, scheduler, device)
     reporter = ProgressReporter(launch.progress_file, env) if reports else None
