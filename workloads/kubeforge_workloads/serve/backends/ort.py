@@ -21,6 +21,9 @@ def _session(path: str, device: str):
     # One inference thread feeds the session; parallelism lives inside operators, not across them.
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.inter_op_num_threads = 1
+    # ORT's pool threads spin between calls by default, burning the cores the event loop needs to parse
+    # the next requests (and a pod's CPU quota). Measured here at concurrency 32: ~1.7x the throughput.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     session = ort.InferenceSession(path, sess_options=opts, providers=providers)
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
