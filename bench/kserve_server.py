@@ -39,6 +39,7 @@ class OnnxTextClassifier(kserve.Model):
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # same session options as ours
         self.session = ort.InferenceSession(f"{self.onnx_dir}/model.onnx", sess_options=opts,
                                             providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
