@@ -20,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, help="stop after this many steps (recipe.maxSteps)")
     run.add_argument("--epochs", type=int, help="recipe.epochs")
     run.add_argument("--output", help="directory for the model (default: WORKDIR/model)")
+    run.add_argument("--resume", action="store_true", help="continue from the work directory's checkpoints (default: start fresh)")
     run.add_argument("--workdir", type=Path, help="logs, checkpoints, progress (default: ./kubeforge-local/<job name>)")
     return top
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from kubeforge.localrun import Overrides, run_local
 
     overrides = Overrides(nodes=args.nodes, procs_per_node=args.procs_per_node, max_steps=args.max_steps,
-                          epochs=args.epochs, output=args.output)
+                          epochs=args.epochs, output=args.output, resume=args.resume)
     try:
         return run_local(args.file, overrides, args.workdir)
     except (OSError, ValueError) as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ class Overrides:
     max_steps: int | None = None
     epochs: int | None = None
     output: str | None = None
+    resume: bool = False  # keep the work directory's checkpoints and continue from them
 
 
 def load_trainingjob(path: str) -> TrainingJob:
@@ -105,11 +107,13 @@ def local_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def prepare_workdir(job: TrainingJob, workdir: Path) -> None:
-    """Fresh progress and summaries; checkpoints stay, so a second local run resumes like a restarted group."""
+def prepare_workdir(job: TrainingJob, workdir: Path, resume: bool = False) -> None:
+    """Fresh progress and summaries; checkpoints only with `resume` (a rerun is a new job, a resumed one a restarted group)."""
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in [workdir / "progress.jsonl", *workdir.glob("termination-*.json")]:
         stale.unlink(missing_ok=True)
+    if not resume:
+        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
     config = deepspeed_config_json(job)
     if config is not None:
         (workdir / "ds_config.json").write_text(config)
@@ -183,7 +187,7 @@ def run_local(path: str, over: Overrides, workdir: Path | None = None, out: Text
     """Train the TrainingJob in `path` on this machine; prints progress, metrics and where the model went."""
     job = apply_overrides(load_trainingjob(path), over, has_gpu=os.path.exists("/dev/nvidia0"))
     workdir = (workdir or Path("kubeforge-local") / job.name).resolve()
-    prepare_workdir(job, workdir)
+    prepare_workdir(job, workdir, over.resume)
     envs = local_launch_envs(job, workdir, free_port(), local_cores(), over.output)
     first = envs[0]
     print(f"kubeforge: running TrainingJob {job.name} locally: {first.nnodes} node(s) x {first.nproc_per_node} "

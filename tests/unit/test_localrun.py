@@ -3,7 +3,8 @@
 import dataclasses
 from pathlib import Path
 
-from kubeforge.localrun import Overrides, apply_overrides, load_trainingjob, local_launch_envs, worker_command
+from kubeforge.localrun import (Overrides, apply_overrides, load_trainingjob, local_launch_envs, prepare_workdir,
+                                worker_command)
 from kubeforge.trainingjob.env import launch_env
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "trainingjob.yaml"
@@ -62,3 +63,13 @@ def test_max_steps_and_nodes_from_the_command_line_override_the_job():
 
 def test_a_recipe_job_runs_the_trainer_without_a_command():
     assert worker_command(load_trainingjob(str(SAMPLE)))[1:] == ["-m", "kubeforge_workloads.train.cli"]
+
+
+def test_a_rerun_starts_fresh_unless_asked_to_resume(tmp_path):
+    job = load_trainingjob(str(SAMPLE))
+    (tmp_path / "checkpoints" / "step-00000010").mkdir(parents=True)
+    prepare_workdir(job, tmp_path, resume=True)
+    assert (tmp_path / "checkpoints" / "step-00000010").is_dir()
+    prepare_workdir(job, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "ds_config.json").is_file()
