@@ -144,23 +144,29 @@ class BlockingPoster:
         return int(header.split()[1])
 
 
-def overhead_alternating(model, port: int, iterations: int) -> dict:
-    """Raw in-process call and end-to-end v2 request, alternated one by one so both see the same noise."""
+def overhead_blocks(model, port: int, rounds: int = 5, block: int = 100) -> dict:
+    """Raw in-process p50 vs end-to-end p50 at concurrency 1, in alternating blocks of sequential calls.
+
+    Blocks (not single pairs) keep each path in its steady state (alternating call by call leaves
+    the server's caches cold after every raw call); alternating blocks still share the machine's noise.
+    """
     client = BlockingPoster(port)
     bodies = [json.dumps(p).encode() for p in V2]
     raw, e2e = [], []
-    for i in range(iterations + 20):
-        start = time.perf_counter()
-        model.infer(model.encode([SENTENCES[i % len(SENTENCES)]]))
-        middle = time.perf_counter()
-        status = client.post("/v2/models/model/infer", bodies[i % len(bodies)])
-        end = time.perf_counter()
-        if i >= 20 and status == 200:  # the first 20 warm both paths up
-            raw.append(middle - start)
-            e2e.append(end - middle)
+    for r in range(rounds + 1):
+        for i in range(block):
+            start = time.perf_counter()
+            model.infer(model.encode([SENTENCES[i % len(SENTENCES)]]))
+            if r:  # round 0 warms both paths up
+                raw.append(time.perf_counter() - start)
+        for i in range(block):
+            start = time.perf_counter()
+            status = client.post("/v2/models/model/infer", bodies[i % len(bodies)])
+            if r and status == 200:
+                e2e.append(time.perf_counter() - start)
     client.sock.close()
     return {"raw_p50_ms": round(float(np.median(raw)) * 1000, 3), "e2e_p50_ms": round(float(np.median(e2e)) * 1000, 3),
-            "pairs": len(raw)}
+            "samples": len(raw), "rounds": rounds}
 
 
 def at(points: list[dict], concurrency: int) -> dict:
@@ -210,8 +216,8 @@ def main() -> int:
     if kserve:
         servers["kserve"] = kserve.port
     try:
-        res["overhead"] = overhead_alternating(in_process(model_dir, "onnxruntime", "none", tmp),
-                                               servers["kubeforge_batching"], 400)
+        res["overhead"] = overhead_blocks(in_process(model_dir, "onnxruntime", "none", tmp),
+                                          servers["kubeforge_batching"], args.rounds)
         res["curves"] = interleaved(servers, SWEEP, args.seconds)
         rounds = [interleaved(servers, (32,), args.seconds) for _ in range(args.rounds)]
         res["c32"] = {name: median_point([r[name][0] for r in rounds]) for name in servers}
@@ -278,7 +284,7 @@ def render(res: dict) -> str:
             lines.append(f"| {name} | {p['concurrency']} | {p['throughput_rps']} | {p['p50_ms']} | "
                          f"{p['p95_ms']} | {p['errors']} |")
     lines += ["", f"raw model (in-process): {json.dumps({k: round(v, 2) for k, v in raw.items()})}",
-              f"overhead: {over['pairs']} alternating pairs (raw call, then one HTTP request)",
+              f"overhead: {over['rounds']} alternating blocks of 100 raw calls / 100 sequential HTTP requests",
               "PNG: bench/results/serve_latency_throughput.png", ""]
     return "\n".join(lines)
 
