@@ -83,14 +83,15 @@ def test_a_model_baked_into_the_image_needs_no_volume():
 @pytest.mark.parametrize(
     "make, expected",
     [
-        (MakeEndpoint("bert"), {sc.MODEL_NAME: "bert", sc.RUNTIME: "onnxruntime", sc.MODEL_FORMAT: "onnx",
+        (MakeEndpoint("bert"), {sc.MODEL_NAME: "bert", sc.RUNTIME: "auto", sc.MODEL_FORMAT: "onnx",
                                 sc.TASK: "text-classification", sc.MAX_BATCH_SIZE: "32", sc.MAX_DELAY_MS: "5",
                                 sc.PORT: str(sc.DEFAULT_PORT), sc.MODEL_URI: "pvc://models/run-1"}),
-        (MakeEndpoint().gpus(1), {sc.RUNTIME: "tensorrt"}),
+        (MakeEndpoint().gpus(1), {sc.RUNTIME: "auto", sc.ENGINE_CACHE_DIR: "/var/cache/kubeforge/engines"}),
+        (MakeEndpoint().gpus(1).runtime("onnxruntime"), {sc.RUNTIME: "onnxruntime", sc.ENGINE_CACHE_DIR: None}),
         (MakeEndpoint().set("batching", {"maxBatchSize": 8, "maxDelayMs": 20}), {sc.MAX_BATCH_SIZE: "8", sc.MAX_DELAY_MS: "20"}),
         (MakeEndpoint().env(KUBEFORGE_MAX_BATCH_SIZE="4", EXTRA="1"), {sc.MAX_BATCH_SIZE: "4", "EXTRA": "1"}),
     ],
-    ids=["contract", "gpu means tensorrt", "batching", "user env wins"],
+    ids=["contract", "gpu auto keeps a tensorrt engine cache", "explicit runtime passes through", "batching", "user env wins"],
 )
 def test_server_env_follows_the_serving_contract(make, expected):
     actual = env(make)

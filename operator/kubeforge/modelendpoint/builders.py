@@ -159,7 +159,9 @@ def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]
         sc.MODEL_NAME: ep.name,
         sc.MODEL_FORMAT: ep.spec.model.format,
         sc.TASK: ep.spec.model.task,
-        sc.RUNTIME: ep.runtime,
+        # The user's choice, not our resolution: with `auto` the server itself falls back to
+        # ONNX Runtime's CUDA provider when the image lacks TensorRT, instead of exiting.
+        sc.RUNTIME: ep.spec.runtime,
         sc.MAX_BATCH_SIZE: str(ep.spec.batching.max_batch_size),
         sc.MAX_DELAY_MS: str(ep.spec.batching.max_delay_ms),
         # Inside the pod the server must answer the kubelet's probes on the pod IP.
