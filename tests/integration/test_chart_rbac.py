@@ -9,6 +9,7 @@ ModelEndpoint serves its output, in a namespace enforcing restricted Pod Securit
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from kubernetes import client
 from tests.chart import objects, one, release_for, render
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import fake_exit
-from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get, operator  # noqa: F401
+from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +61,25 @@ def chart_env(deployment: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in env if "value" in e and e["name"] not in ("KUBEFORGE_HEALTH_ADDR", "KUBEFORGE_METRICS_ADDR")}
 
 
+def running_session_operators() -> list[OperatorProcess]:
+    """Every operator this pytest process started and is still running.
+
+    The `operator` fixture is imported into each test module, and pytest keeps one instance
+    per importing module (session scope or not), so several may run: search them all.
+    """
+    return [o for o in gc.get_objects() if isinstance(o, OperatorProcess) and o.proc is not None and o.proc.poll() is None]
+
+
 @pytest.fixture
-def chart_operator(cluster, namespace, tmp_path, operator):  # noqa: F811
+def chart_operator(cluster, namespace, tmp_path):
     """The operator under the chart's RBAC only, watching `namespace`; its cluster-scoped grants are removed afterwards.
 
-    The session's cluster-wide operator is stopped meanwhile (and started again after): it
-    would reconcile this namespace too, with admin rights, and hide a missing grant.
+    This session's cluster-wide operators are stopped meanwhile (and started again after):
+    they would reconcile this namespace too, with admin rights, and hide a missing grant.
     """
-    operator.stop()
+    paused = running_session_operators()
+    for other in paused:
+        other.stop()
     docs = render({"watchNamespaces": [namespace]}, release=release_for(namespace), namespace=namespace)
     grants = [d for d in docs if d["kind"] in RBAC_KINDS]
     apply_crds(cluster.kubeconfig)
@@ -83,7 +95,8 @@ def chart_operator(cluster, namespace, tmp_path, operator):  # noqa: F811
         proc.stop()
         for role in objects(docs, "ClusterRole") + objects(docs, "ClusterRoleBinding"):
             cluster.kubectl("delete", role["kind"].lower(), role["metadata"]["name"], "--ignore-not-found")
-        operator.start()
+        for other in paused:
+            other.start()
 
 
 def training_job(name: str) -> dict[str, Any]:
@@ -158,10 +171,12 @@ def metric(body: str, name: str, **labels: str) -> float:
 def assert_no_other_operator_reconciled(cluster, namespace: str) -> None:
     """A cluster-wide kubeforge operator (another test session's) would mask missing grants: its Events give it away."""
     events = client.CoreV1Api(cluster.api).list_namespaced_event(namespace).items
-    others = {e.reporting_instance for e in events if e.reporting_component == "kubeforge.io/operator"} - {f"{namespace}-operator"}
+    mine = f"{namespace}-operator"
+    others = [e for e in events if e.reporting_component == "kubeforge.io/operator" and e.reporting_instance != mine]
     assert not others, (
-        f"another kubeforge operator ({', '.join(sorted(others))}) reconciled {namespace} too, so this run proves nothing "
-        "about the chart's RBAC; another test session's cluster-wide operator? (this session's own is stopped meanwhile)"
+        f"another kubeforge operator reconciled {namespace} too, so this run proves nothing about the chart's RBAC "
+        "(another test session's cluster-wide operator? this session's own are stopped meanwhile): "
+        + "; ".join(f"{e.reporting_instance} {e.reason} on {e.involved_object.name} at {e.first_timestamp}" for e in others)
     )
 
 
