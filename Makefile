@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig crds crds-check \
         test test-unit test-integration test-workload demo bench bench-train bench-serve \
-        images kind-up kind-e2e clean
+        images kind-up kind-e2e kind-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ crds-check: venv  ## fail when crds/ drifted from the API models
 test: venv binaries helm  ## all tests: unit, integration (local cluster), workload, e2e
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests
 
-test-unit: venv  ## fast unit tests only
+test-unit: venv helm  ## fast unit tests only (helm renders the chart)
 	@$(PYTEST) tests/unit
 
 test-integration: venv binaries  ## operator against the local cluster
@@ -73,6 +73,9 @@ kind-up: images  ## kind cluster with images loaded and the chart installed (nee
 
 kind-e2e: kind-up  ## real CPU training and serving on kind (needs Docker)
 	@hack/kind.sh e2e
+
+kind-down:  ## delete the kind cluster
+	@hack/kind.sh down
 
 clean:  ## remove build leftovers in the repo (caches outside the repo stay)
 	@rm -rf build dist .pytest_cache out

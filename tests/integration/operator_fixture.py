@@ -1,6 +1,7 @@
 """Runs the kubeforge operator as a real subprocess against the local cluster, for integration tests.
 
-Import the fixture into a test module: `from tests.integration.operator_fixture import operator  # noqa: F401`.
+Registered once for the whole session through `pytest_plugins` in tests/conftest.py: importing the
+fixture into test modules would make one "session" operator per module, all reconciling at once.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import READY
 from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
-from tests.integration.operator_fixture import OperatorProcess, operator  # noqa: F401
+from tests.integration.operator_fixture import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import pytest
 
 from tests.integration.clusterkit import wait_for
 from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
-from tests.integration.operator_fixture import operator  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

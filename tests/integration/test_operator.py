@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.operator_fixture import REPO, http_get, kubectl_binary, operator  # noqa: F401
+from tests.integration.operator_fixture import REPO, http_get, kubectl_binary
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import wait_for
-from tests.integration.operator_fixture import operator  # noqa: F401
 from tests.integration.trainingjob_kit import SUMMARY, TrainingJobKit, condition, fake_job
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tests.integration.clusterkit import wait_for
-from tests.integration.operator_fixture import operator  # noqa: F401
 from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job, reconciles
 
 pytestmark = pytest.mark.integration
