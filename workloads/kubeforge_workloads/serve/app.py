@@ -13,6 +13,7 @@ from .batcher import DynamicBatcher
 from .config import ServeConfig
 from .dataplane import DataPlane
 from .errors import install_error_handlers
+from .hotpath import HotRoutes
 from .metrics import ServerMetrics
 from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestCounter
 from .model import TextClassificationModel
@@ -48,7 +49,7 @@ async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg:
     metrics: ServerMetrics = app.state.metrics
     batcher = DynamicBatcher(model.infer, max_batch_size=cfg.max_batch_size, max_delay_ms=cfg.max_delay_ms,
                              max_queue=cfg.max_queue, requests_in_flight=in_flight,
-                             on_batch=metrics.batch_size.observe)
+                             on_batch=metrics.batch_size.observe, run_inline=model.small_enough_inline)
     batcher.start()
     metrics.load_seconds.set(model.load_seconds)
     metrics.track_queue_depth(lambda: batcher.depth)
@@ -78,6 +79,7 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
     app.state.on_fatal = lambda: None
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(HotRoutes, dataplane=app.state.dataplane)  # inside the body limit and the metrics
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, in_flight=in_flight)  # outermost
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,8 @@ import numpy as np
 from .errors import ModelNotReady, QueueFull
 
 log = logging.getLogger("kubeforge.serve")
+
+INLINE_YIELDS = 3
 
 
 @dataclass
@@ -32,12 +35,22 @@ class DynamicBatcher:
     request runs at once instead of paying the delay for company that will
     not come, and under load batches fill as the queue builds behind the
     running batch.
+
+    A lone small request (nothing else in flight, queued or running, and
+    run_inline(payloads) true) runs on the event-loop thread itself: the two
+    thread hops to and from the inference thread cost ~0.3 ms of a ~4 ms
+    request here, and the loop has nothing else to do meanwhile; whatever
+    arrives during that run waits at most one small model call, as it would
+    behind the inference thread.
     """
 
     def __init__(self, run_batch: Callable[[list], np.ndarray], *, max_batch_size: int, max_delay_ms: float,
                  max_queue: int, requests_in_flight: Callable[[], int] = lambda: 0,
-                 on_batch: Callable[[int], None] = lambda n: None):
+                 on_batch: Callable[[int], None] = lambda n: None,
+                 run_inline: Callable[[list], bool] = lambda payloads: False):
         self._run_batch = run_batch
+        self._run_inline = run_inline
+        self._running = False  # a batch is on the inference thread
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_ms / 1000.0
         self.max_queue = max_queue
@@ -76,12 +89,34 @@ class DynamicBatcher:
             retry = max(1, math.ceil(self.batch_seconds * (len(self._queue) / self.max_batch_size + 1)))
             raise QueueFull(f"queue full ({len(self._queue)} of {self.max_queue} texts waiting)",
                             headers={"Retry-After": str(retry)})
+        if self._alone() and self._run_inline(payloads):
+            # A few turns of the loop first (accept, read, start the handler): requests that arrived with
+            # this one then count as in flight, so a burst is batched rather than run inline one by one.
+            for _ in range(INLINE_YIELDS):
+                await asyncio.sleep(0)
+            if self._alone():
+                return self._inline(payloads)
         loop = asyncio.get_running_loop()
         self._next_request += 1
         items = [_Item(p, self._next_request, loop.create_future()) for p in payloads]
         self._queue.extend(items)
         self._arrived.set()
+        if len(items) == 1:  # the common case: no gathering future and its callbacks
+            return [await items[0].future]
         return list(await asyncio.gather(*(i.future for i in items)))
+
+    def _alone(self) -> bool:
+        return not self._queue and not self._running and self._in_flight() <= 1
+
+    def _inline(self, payloads: list) -> list:
+        start = time.perf_counter()
+        rows = self._run_batch(payloads)  # a failure is this request's alone: it propagates to its handler
+        self._record(len(payloads), time.perf_counter() - start)
+        return list(rows)
+
+    def _record(self, size: int, seconds: float) -> None:
+        self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * seconds
+        self._on_batch(size)
 
     def _take(self, batch: list[_Item]) -> None:
         while self._queue and len(batch) < self.max_batch_size:
@@ -117,6 +152,7 @@ class DynamicBatcher:
         while True:
             batch = await self._collect()
             start = loop.time()
+            self._running = True
             try:
                 rows = await loop.run_in_executor(self._executor, self._run_batch, [i.payload for i in batch])
             except Exception as exc:  # the model failed this batch: its requests fail, the server lives
@@ -125,8 +161,9 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * (loop.time() - start)
-            self._on_batch(len(batch))
+            finally:
+                self._running = False
+            self._record(len(batch), loop.time() - start)
             for item, row in zip(batch, rows):
                 if not item.future.done():
                     item.future.set_result(row)

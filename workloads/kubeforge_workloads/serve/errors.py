@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,12 @@ class InvalidInput(ServeError):
     """The request is well-formed JSON but its content breaks a limit or the protocol."""
 
     status = 400
+
+
+class InvalidSchema(InvalidInput):
+    """Valid JSON whose shape breaks the request schema (FastAPI's own 422 for body models)."""
+
+    status = 422
 
 
 class ModelNotFound(ServeError):
@@ -56,6 +63,10 @@ class BackendUnavailable(ModelLoadError):
 def error_body(message: str) -> dict:
     """KServe and the v2 protocol both answer errors as {"error": "..."}."""
     return {"error": message}
+
+
+def error_json(message: str) -> bytes:
+    return json.dumps(error_body(message)).encode()
 
 
 def _field_path(loc) -> str:

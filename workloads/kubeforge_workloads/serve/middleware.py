@@ -9,7 +9,6 @@ from .errors import error_body
 from .metrics import ServerMetrics
 
 
-
 async def _send_json(send, status: int, body: dict) -> None:
     raw = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
@@ -68,6 +67,9 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.in_flight = in_flight
+        # Labelled children looked up once per (route, code): labels() takes a lock and builds a key each call.
+        self._counters: dict[tuple[str, str], object] = {}
+        self._latencies: dict[str, object] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -92,6 +94,15 @@ class MetricsMiddleware:
             if counted:
                 self.in_flight.value -= 1
                 self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self._record(getattr(scope.get("route"), "path", "unmatched"), status, time.perf_counter() - start)
+
+    def _record(self, route: str, status: int, seconds: float) -> None:
+        key = (route, str(status))
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.requests.labels(*key)
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.metrics.latency.labels(route)
+        counter.inc()
+        latency.observe(seconds)

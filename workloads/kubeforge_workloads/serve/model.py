@@ -41,6 +41,9 @@ class Backend(ABC):
     # Fixed cost of one model call, in padded-token slots: how eagerly a batch is split by length
     # (see tokenization.plan_groups). Accelerators: calls are dear, padding cheap; never split.
     call_cost_tokens = 10**9
+    # A lone request of at most this many tokens may run on the event-loop thread (see batcher.py): only
+    # where a small call is short and thread-agnostic (CPU). 0: always on the inference thread.
+    inline_max_tokens = 0
 
     def __init__(self) -> None:
         self.ready = False
@@ -97,6 +100,9 @@ class TextClassificationModel:
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         return self.encoder.encode(texts)
+
+    def small_enough_inline(self, batch: list[Encoded]) -> bool:
+        return sum(len(e.ids) for e in batch) <= self.backend.inline_max_tokens
 
     def infer(self, batch: list[Encoded]) -> np.ndarray:
         """Probabilities [len(batch), labels], in batch order, however the batch was split for padding."""

@@ -1,4 +1,7 @@
-"""Thin FastAPI routers: decode the wire format, call the data plane, encode the answer. No logic here."""
+"""Thin FastAPI routers: decode the wire format, call the data plane, encode the answer. No logic here.
+
+The inference routes' handlers live in hotpath.py (served there ahead of FastAPI); they are declared here for /docs.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ from fastapi import APIRouter, Request, Response
 
 from kubeforge import servecontract as sc
 
+from . import hotpath
 from .dataplane import DataPlane
 from .errors import ModelNotReady
 from .protocol import v2
-from .protocol.simple import PredictRequest, V1PredictRequest, prediction_dicts
+from .protocol.simple import PredictRequest, V1PredictRequest, body_schema
 
 router = APIRouter()
 
@@ -18,19 +22,25 @@ def _plane(request: Request) -> DataPlane:
     return request.app.state.dataplane
 
 
-@router.post("/predict", tags=["simple"], summary="Classify texts: {\"texts\": [...]}")
-async def predict(body: PredictRequest, request: Request):
-    plane = _plane(request)
-    name = plane.repository.names()[0]
-    preds = await plane.classify(name, body.all_texts())
-    return {"model": name, "predictions": prediction_dicts(preds, plane.model(name).labels)}
+def _doc(model) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}}}
 
 
-@router.post("/v1/models/{name}:predict", tags=["kserve v1"])
-async def v1_predict(name: str, body: V1PredictRequest, request: Request):
-    plane = _plane(request)
-    preds = await plane.classify(name, body.all_texts())
-    return {"predictions": prediction_dicts(preds, plane.model(name).labels)}
+async def _serve(request: Request, route: hotpath.Route, name: str | None) -> Response:
+    """Reached only without HotRoutes in front (it answers these paths first); same handlers, same answers."""
+    reply = await route.handler(_plane(request), name, await request.body(), request.headers.get(v2.HEADER_LENGTH))
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers)
+
+
+@router.post("/predict", tags=["simple"], summary="Classify texts: {\"texts\": [...]}",
+             openapi_extra=_doc(PredictRequest))
+async def predict(request: Request):
+    return await _serve(request, hotpath.PREDICT, None)
+
+
+@router.post("/v1/models/{name}:predict", tags=["kserve v1"], openapi_extra=_doc(V1PredictRequest))
+async def v1_predict(name: str, request: Request):
+    return await _serve(request, hotpath.ROUTES[1], name)
 
 
 @router.get("/v1/models/{name}", tags=["kserve v1"])
@@ -69,13 +79,7 @@ async def model_ready(name: str, request: Request):
 
 @router.post("/v2/models/{name}/infer", tags=["v2"], summary="Open Inference Protocol v2 (JSON or binary tensors)")
 async def v2_infer(name: str, request: Request):
-    plane = _plane(request)
-    plane.model(name)  # 404 before reading a body meant for another model
-    req, binary = v2.parse_request(await request.body(), request.headers.get(v2.HEADER_LENGTH))
-    preds = await plane.classify(name, v2.request_texts(req, binary))
-    body, headers = v2.build_response(name, req, preds, len(plane.model(name).labels))
-    media = "application/octet-stream" if headers else "application/json"
-    return Response(body, media_type=media, headers=headers)
+    return await _serve(request, hotpath.ROUTES[0], name)
 
 
 @router.get(sc.METRICS_PATH, include_in_schema=False)

@@ -58,7 +58,9 @@ class TextEncoder:
 
     def encode(self, texts: list[str], truncate: bool = False) -> list[Encoded]:
         """Encode; too long a text is a client error unless truncate (the server's own sample texts)."""
-        encodings = self._tok.encode_batch(texts)
+        # One text at a time: encode_batch hands even a single text to the tokenizer's rayon pool, whose
+        # threads then spin on the cores ONNX Runtime needs; requests here carry one or a few short texts.
+        encodings = [self._tok.encode(text) for text in texts]
         if truncate:
             return [_truncated(Encoded(tuple(e.ids), tuple(e.type_ids)), self.max_seq_length) for e in encodings]
         for i, enc in enumerate(encodings):

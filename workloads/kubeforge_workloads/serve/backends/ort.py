@@ -44,6 +44,8 @@ class OnnxRuntimeBackend(Backend):
         if device == "cpu":
             # Measured on MiniLM-L6, 2 cores: a batch-1 call costs ~17 tokens' worth of batched compute.
             self.call_cost_tokens = 16
+            # ~4 ms for one short text; a 128-token text ~10 ms: the longest the event loop may be held.
+            self.inline_max_tokens = 128
         self._session = None
         self._input_names: tuple[str, ...] = ()
         self._output_name = ""
