@@ -20,9 +20,13 @@ with_progress() {
   local start=$SECONDS
   "$@" &
   local pid=$!
+  local next=$((SECONDS + 15))
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 15
-    kill -0 "$pid" 2>/dev/null && log "$what: still compiling ($((SECONDS - start))s)"
+    sleep 1
+    if (( SECONDS >= next )) && kill -0 "$pid" 2>/dev/null; then
+      log "$what: still compiling ($((SECONDS - start))s)"
+      next=$((SECONDS + 15))
+    fi
   done
   wait "$pid"
   log "$what: done in $((SECONDS - start))s"
