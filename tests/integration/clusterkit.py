@@ -11,12 +11,13 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import pytest
+
+from tests.waiting import wait_for  # noqa: F401  (re-exported: integration tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
@@ -26,8 +27,6 @@ EXIT_NO_BINARIES = 3
 # `up` on a running cluster takes seconds; a cold create well under a minute,
 # but parallel sessions wait for each other's `up` behind a lock.
 UP_TIMEOUT_S = 600
-
-T = TypeVar("T")
 
 
 class KubectlError(RuntimeError):
@@ -103,26 +102,3 @@ def namespace_name(test_name: str) -> str:
     return f"t-{slug}-{secrets.token_hex(3)}"
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, message: str = "condition",
-             interval: float = 0.2) -> T:
-    """Polls predicate until it returns something truthy, and returns that.
-
-    While the condition does not hold the predicate returns a falsy value or
-    raises AssertionError (whose text describes what it saw). Past the
-    deadline the test fails with `message` and the last observed state.
-    """
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except AssertionError as seen:
-            last = str(seen) or repr(seen)
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{message}: not reached within {timeout:g}s; last observed: {last}", pytrace=False)
-        # Back off gently: two cores serve the API server and the tests alike.
-        time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
-        interval = min(interval * 1.5, 1.0)

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from kubeforge import servecontract as sc
+from tests.waiting import wait_for
 
 TINY_LABELS = ["negative", "neutral", "positive"]
 MINILM_LABELS = ["negative", "positive"]
@@ -28,17 +28,6 @@ MODEL_CACHE = Path(os.environ.get("KUBEFORGE_TEST_MODELS", Path.home() / ".cache
 _WORDS = ("the a an is was it this that movie film great good bad terrible fine ok service food day night "
           "and or not very really love hate kubeforge test text hello world of in to for with on "
           "one two three four five six seven eight nine ten").split()
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition` until it returns a truthy value; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)  # polling interval of a condition wait, not a synchronisation sleep
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def free_port() -> int:
@@ -168,7 +157,7 @@ class ServerProcess:
             return False
 
     def wait_ready(self, timeout: float = 120) -> ServerProcess:
-        wait_until(self._ready, timeout, f"{self.url} to become ready; log:\n{self.log()}", interval=0.1)
+        wait_for(self._ready, timeout, f"{self.url} to become ready; log:\n{self.log()}", interval=0.1, max_interval=0.1)
         return self
 
     def log(self) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from kubeforge import servecontract as sc
 
-from .serve_fixtures import wait_until
+from tests.waiting import wait_for
 
 pytest_plugins = ["tests.workload.serve_fixtures"]
 pytestmark = pytest.mark.workload
@@ -71,7 +71,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(start_server, mi
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(httpx.post, server.url + "/predict", json={"texts": texts}, timeout=120)
                    for _ in range(3)]
-        wait_until(lambda: server.metric(sc.INFLIGHT_METRIC) >= 3, 30, "three requests in flight")
+        wait_for(lambda: server.metric(sc.INFLIGHT_METRIC) >= 3, 30, "three requests in flight", interval=0.05, max_interval=0.05)
         exit_code = server.terminate(timeout=60)
         responses = [f.result() for f in futures]
     assert exit_code == 0, server.log()

@@ -8,7 +8,9 @@ import pytest
 from kubeforge import contract
 from kubeforge_workloads.train import checkpoint
 
-from .train_fixtures import Group, wait_for
+from tests.waiting import wait_for
+
+from .train_fixtures import Group
 
 pytestmark = pytest.mark.workload
 CHECKPOINT_EVERY = 4
@@ -20,7 +22,7 @@ def lost_node(tmp_path_factory):
     first = Group(tmp_path_factory.mktemp("resume"), checkpoint_every=CHECKPOINT_EVERY).start()
     try:
         wait_for(lambda: any(r["step"] > 2 * CHECKPOINT_EVERY for r in first.progress()), timeout=300,
-                 what="attempt 1 to pass its second checkpoint")
+                 message="attempt 1 to pass its second checkpoint", interval=0.2, max_interval=0.2)
     except AssertionError:
         first.kill_all()
         raise AssertionError(first.logs()) from None

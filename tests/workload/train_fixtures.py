@@ -142,17 +142,6 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.2):
-    """Poll `predicate` until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)  # polling interval of a condition wait, not a synchronisation sleep
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def onnx_max_diff(model_dir: Path, texts: list[str]) -> float:
     """Largest |ONNX Runtime - torch| logit difference for `texts`, each model loaded from the model directory."""
     import onnxruntime
