@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import yaml
 
 from kubeforge.api.trainingjob import KIND, TrainingJob
 from kubeforge.contract import LaunchEnv
+from kubeforge.localprocs import stop_processes
 from kubeforge.trainingjob.env import launch_env
 from kubeforge.trainingjob.pod import deepspeed_config_json
 
@@ -129,17 +129,8 @@ def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path) -> l
 
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM to each node agent (as the kubelet does), a grace period, then SIGKILL."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    """SIGTERM to each node agent (as the kubelet does), a grace period, then SIGKILL its whole session."""
+    stop_processes(procs, STOP_GRACE_S, kill_group=True)
 
 
 class ProgressPrinter:

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from kubeforge import contract
 from kubeforge.contract import LaunchEnv
+from kubeforge.localprocs import stop_processes
 
 from .failures import EXIT_NOTE_DIR, noted_exit_code
 
@@ -132,16 +132,7 @@ def supervise(procs: list[subprocess.Popen], poll_s: float = 0.2) -> int:
 
 def stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM, a grace period (waited on, not slept), then SIGKILL."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_processes(procs, STOP_GRACE_S)
 
 
 def _forward_stop_signals(procs: list[subprocess.Popen]) -> None:
