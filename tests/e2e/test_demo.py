@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def demo_namespace(cluster):
-    name = f"demo-e2e-{uuid.uuid4().hex[:6]}"
+    # The demo's own namespace, not a fresh one: the demo deletes what a previous `make demo`
+    # left there (its endpoint keeps 5 A100 GPUs), or the sample's 32-GPU job could not schedule.
+    name = "kubeforge-demo"
     yield name
     # The demo leaves its objects for the user to explore; the suite must not keep their GPUs.
     cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
