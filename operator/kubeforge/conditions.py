@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+from kubeforge.api.common import ConditionStatus
+
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 
 
 def now_rfc3339() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeforge.modelendpoint import modelsource
+from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution
 from kubeforge.modelendpoint.status import Rollout
@@ -32,9 +32,9 @@ def endpoint_status_for(resolution: ModelResolution, rollout: Rollout, previous:
     return built
 
 
-RESOLVED = ModelResolution(URI, modelsource.RESOLVED, f"serving {URI}")
-WAITING = ModelResolution(None, modelsource.WAITING, "waiting for TrainingJob minilm to succeed (phase Running)")
-TRAINING_FAILED = ModelResolution(None, modelsource.TRAINING_FAILED, "TrainingJob minilm failed: OOMKilled")
+RESOLVED = ModelResolution(URI, Reason.RESOLVED, f"serving {URI}")
+WAITING = ModelResolution(None, Reason.WAITING_FOR_TRAINING_JOB, "waiting for TrainingJob minilm to succeed (phase Running)")
+TRAINING_FAILED = ModelResolution(None, Reason.TRAINING_JOB_FAILED, "TrainingJob minilm failed: OOMKilled")
 READY_FALSE_SINCE_LONG_AGO = {
     "conditions": [{"type": "Ready", "status": "False", "reason": "RollingOut", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
 }

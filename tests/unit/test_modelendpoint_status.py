@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kubeforge.modelendpoint import modelsource, status
+from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
+from kubeforge.modelendpoint import status
 from kubeforge.modelendpoint.modelsource import ModelResolution
 from tests.unit.modelendpoint_wrappers import MakeDeployment, MakeEndpoint
 
 NOW = "2026-11-29T02:00:00Z"
-SERVING = ModelResolution("pvc://models/run-1", modelsource.RESOLVED, "serving pvc://models/run-1")
-WAITING = ModelResolution(None, modelsource.WAITING, "waiting for TrainingJob train to succeed (phase Running)")
-FAILED = ModelResolution(None, modelsource.TRAINING_FAILED, "TrainingJob train failed: OOM")
+SERVING = ModelResolution("pvc://models/run-1", Reason.RESOLVED, "serving pvc://models/run-1")
+WAITING = ModelResolution(None, Reason.WAITING_FOR_TRAINING_JOB, "waiting for TrainingJob train to succeed (phase Running)")
+FAILED = ModelResolution(None, Reason.TRAINING_JOB_FAILED, "TrainingJob train failed: OOM")
 
 
 def rollout(deployment: MakeDeployment | None, desired: int = 2) -> status.Rollout:

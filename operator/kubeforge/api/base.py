@@ -1,7 +1,8 @@
-"""Base model for the API types: camelCase on the wire, snake_case in Python, unknown keys ignored."""
+"""Base model for the API types (camelCase on the wire, snake_case in Python) and what a CRD needs beyond them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -39,3 +40,21 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
     if reason:
         entry["reason"] = reason
     return entry
+
+
+@dataclass(frozen=True)
+class ResourceDefinition:
+    """What a CRD needs beyond the schema: names, printer columns, subresources."""
+
+    kind: str
+    plural: str
+    singular: str
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    short_names: tuple[str, ...] = ()
+    printer_columns: tuple[dict[str, Any], ...] = ()
+    scale: dict[str, str] | None = None  # specReplicasPath / statusReplicasPath / labelSelectorPath
+    categories: tuple[str, ...] = ("kubeforge", "all")
+    spec_validations: tuple[dict[str, Any], ...] = field(default=())
+    # Rules on the whole object, for those that must see status (e.g. "immutable while running").
+    root_validations: tuple[dict[str, Any], ...] = field(default=())

@@ -1,7 +1,8 @@
-"""API types shared by TrainingJob and ModelEndpoint: compute resources and GPU node pools."""
+"""API types shared by TrainingJob and ModelEndpoint: compute resources, GPU node pools, status conditions."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
@@ -27,3 +28,31 @@ class NodePool(ApiModel):
         default_factory=list, json_schema_extra=preserve_unknown("Pod tolerations (core/v1 Toleration), as given.")
     )
     affinity: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("Pod affinity (core/v1 Affinity), as given."))
+
+
+class ConditionStatus(StrEnum):
+    """metav1.ConditionStatus."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """metav1.Condition, the shape kstatus, Argo CD, Flux and `kubectl wait --for=condition=` read."""
+
+    type: str = Field(..., description="The condition type, CamelCase (e.g. Ready, Succeeded).")
+    status: ConditionStatus
+    reason: str = Field(..., description="Why, in one CamelCase word.")
+    message: str = ""
+    last_transition_time: str = Field(..., json_schema_extra={"format": "date-time"})
+    observed_generation: int | None = Field(None, json_schema_extra={"format": "int64"})
+
+
+def conditions_field(description: str) -> Any:
+    """status.conditions: a list keyed by type, so a server-side apply or merge never duplicates one."""
+    return Field(
+        default_factory=list,
+        description=description,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from kubeforge.api.base import ApiModel, cel, preserve_unknown
-from kubeforge.api.common import NodePool, Resources
-from kubeforge.crds import ResourceDefinition
+from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
+from kubeforge.api.common import Condition, NodePool, Resources, conditions_field
 
 KIND = "ModelEndpoint"
 PLURAL = "modelendpoints"
@@ -149,29 +149,72 @@ class ModelEndpointSpec(ApiModel):
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to the server pods.")
 
 
+class ModelEndpointPhase(StrEnum):
+    """status.phase, the one word `kubectl get mep` shows."""
+
+    PENDING = "Pending"  # the Deployment was applied; its controller has not reported yet
+    WAITING_FOR_MODEL = "WaitingForModel"
+    DEPLOYING = "Deploying"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ModelEndpointConditionType(StrEnum):
+    """status.conditions[].type. Ready is what Argo CD / Flux kstatus and `kubectl wait --for=condition=Ready` read."""
+
+    MODEL_RESOLVED = "ModelResolved"
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    # kstatus' standard "abnormal-true" pair (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux and
+    # `kubectl`-side waiters read on custom resources: without them kstatus calls a resource
+    # Current as soon as observedGeneration matches, even while it waits for its model.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+KSTATUS_TYPES = frozenset({ModelEndpointConditionType.RECONCILING, ModelEndpointConditionType.STALLED})
+
+
+class ModelEndpointReason(StrEnum):
+    """status.conditions[].reason, also the reason of the Events the operator posts."""
+
+    # ModelResolved reasons.
+    RESOLVED = "ModelResolved"
+    """The model URI is known; the endpoint serves it."""
+    SERVING_PREVIOUS = "ServingPreviousModel"
+    """The referenced TrainingJob is (re)running; the endpoint keeps serving the model it already had."""
+    WAITING_FOR_TRAINING_JOB = "WaitingForTrainingJob"
+    """The referenced TrainingJob has not succeeded yet."""
+    TRAINING_JOB_NOT_FOUND = "TrainingJobNotFound"
+    """The referenced TrainingJob does not exist (yet): GitOps tools may apply the endpoint first."""
+    TRAINING_JOB_FAILED = "TrainingJobFailed"
+    """The referenced TrainingJob failed: nothing to serve until it is re-run."""
+    INVALID_MODEL_URI = "InvalidModelUri"
+    """The URI (given, or reported by the TrainingJob) is one kubeforge cannot serve."""
+    # Ready / Progressing reasons.
+    ALL_REPLICAS_READY = "AllReplicasReady"
+    """Every desired replica runs the current pod template and is Ready."""
+    WAITING_FOR_MODEL = "WaitingForModel"
+    """No model to serve yet, so no Deployment either."""
+    DEPLOYMENT_PENDING = "DeploymentPending"
+    """The Deployment was applied but its controller has not reported on it yet."""
+    ROLLING_OUT = "RollingOut"
+    """The Deployment is replacing or adding pods."""
+    REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
+    """The rollout had completed, but fewer replicas than desired have been Ready for longer than the grace period."""
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    """The Deployment controller gave up waiting for the rollout (progressDeadlineSeconds)."""
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    """Nothing left to roll out."""
+
+
 class ModelEndpointStatus(ApiModel):
     """What the operator observed; written through the status subresource only."""
 
-    phase: Literal["Pending", "WaitingForModel", "Deploying", "Ready", "Degraded", "Failed"] | None = None
-    conditions: list[dict[str, Any]] = Field(
-        default_factory=list,
-        json_schema_extra={
-            "description": "metav1.Condition: ModelResolved, Ready, Progressing; Reconciling and Stalled for kstatus.",
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-            "items": {
-                "type": "object",
-                "required": ["type", "status"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                    "reason": {"type": "string"},
-                    "message": {"type": "string"},
-                    "lastTransitionTime": {"type": "string", "format": "date-time"},
-                    "observedGeneration": {"type": "integer", "format": "int64"},
-                },
-            },
-        },
+    phase: ModelEndpointPhase | None = None
+    conditions: list[Condition] = conditions_field(
+        "metav1.Condition: ModelResolved, Ready, Progressing; Reconciling and Stalled for kstatus."
     )
     observed_generation: int | None = None
     url: str | None = Field(None, description="In-cluster HTTP URL of the endpoint's Service.")

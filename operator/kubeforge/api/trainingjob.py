@@ -7,13 +7,13 @@ parses a user's YAML with them.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
 
-from kubeforge.api.base import ApiModel, cel, preserve_unknown
-from kubeforge.api.common import NodePool, Resources
-from kubeforge.crds import ResourceDefinition
+from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
+from kubeforge.api.common import Condition, NodePool, Resources, conditions_field
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -193,22 +193,53 @@ class Progress(ApiModel):
     epoch: float | None = None
 
 
-class Condition(ApiModel):
-    """metav1.Condition."""
+class TrainingJobPhase(StrEnum):
+    """status.phase, the one word `kubectl get tj` shows."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str
-    observed_generation: int | None = None
+    PENDING = "Pending"  # the first attempt's workers are not all up yet
+    RUNNING = "Running"
+    RESTARTING = "Restarting"  # a later attempt's workers are not all up yet
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+TERMINAL_PHASES = frozenset({TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED})
+
+
+class TrainingJobConditionType(StrEnum):
+    """status.conditions[].type."""
+
+    CREATED = "Created"  # the first attempt's Job exists
+    RUNNING = "Running"  # every worker of the current attempt is up
+    SUCCEEDED = "Succeeded"  # all workers finished with code 0 (the Ready-like one for Argo CD / Flux)
+    FAILED = "Failed"  # terminal: a permanent exit code, restarts exhausted, or the deadline passed
+    SUSPENDED = "Suspended"  # spec.runPolicy.suspend removed the pods
+    STALLED = "Stalled"  # rank 0's step did not advance within progressDeadlineSeconds
+
+
+class TrainingJobReason(StrEnum):
+    """status.conditions[].reason, also the reason of the Events the operator posts."""
+
+    JOB_CREATED = "JobCreated"
+    ALL_WORKERS_READY = "AllWorkersReady"
+    WORKERS_PENDING = "WorkersPending"
+    WAITING_FOR_ADMISSION = "WaitingForAdmission"  # Kueue holds the Job suspended
+    RESTARTING = "Restarting"  # a failed attempt is replaced by the next one
+    COMPLETED = "Completed"
+    PERMANENT_EXIT_CODE = "PermanentExitCode"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"  # activeDeadlineSeconds
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # progressDeadlineSeconds
+    PROGRESSING = "Progressing"  # the step moved again after a stall
+    SUSPENDED_BY_USER = "SuspendedByUser"
+    RESUMED = "Resumed"
+    FINISHED = "Finished"  # Running turns False for good: the job failed
 
 
 class TrainingJobStatus(ApiModel):
-    phase: Literal["Pending", "Running", "Restarting", "Succeeded", "Failed", "Suspended"] | None = None
-    conditions: list[Condition] = Field(
-        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
-    )
+    phase: TrainingJobPhase | None = None
+    conditions: list[Condition] = conditions_field("metav1.Condition: Created, Running, Succeeded, Failed, Suspended, Stalled.")
     observed_generation: int | None = None
     workers: WorkerCounts | None = None
     attempt: int | None = Field(None, description="The current run attempt (restarts + 1).")
@@ -259,7 +290,8 @@ def _printer(name: str, type_: str, path: str, priority: int = 0, description: s
 # resets spec to the stored value, so it never trips on the operator's own updates.
 ROOT_VALIDATIONS = (
     cel(
-        "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Running', 'Restarting'])"
+        "!has(oldSelf.status) || !has(oldSelf.status.phase)"
+        f" || !(oldSelf.status.phase in ['{TrainingJobPhase.RUNNING}', '{TrainingJobPhase.RESTARTING}'])"
         " || has(self.spec.elastic) || self.spec.nodes == oldSelf.spec.nodes",
         "nodes cannot change while the job is running (set spec.elastic to resize)",
         ".spec.nodes",

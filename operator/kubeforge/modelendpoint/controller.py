@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from kubeforge import API_VERSION, GROUP, VERSION, conditions, kube, metrics
-from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
+from kubeforge.api.modelendpoint import KIND, KSTATUS_TYPES, PLURAL, ModelEndpointSpec
 from kubeforge.modelendpoint import builders, handover, status as endpoint_status
 from kubeforge.modelendpoint.modelsource import resolve_model
 from kubeforge.modelendpoint.refindex import INDEX
@@ -102,7 +102,7 @@ def write_status(endpoint: dict[str, Any], previous: dict[str, Any], new: dict[s
     if previous.get("phase") != new["phase"]:
         metrics.TRANSITIONS.labels(kind=KIND, phase=new["phase"]).inc()
     for changed in conditions.transitions(previous.get("conditions"), new["conditions"]):
-        if changed["type"] in endpoint_status.KSTATUS_TYPES:
+        if changed["type"] in KSTATUS_TYPES:
             continue  # they mirror Ready; one event per transition is enough
         kind = "Warning" if endpoint_status.is_warning(changed) else "Normal"
         message = f"{changed['type']} is {changed['status']}: {changed['message']}"

@@ -1,7 +1,7 @@
 """The ModelEndpoint's status as a pure function of the model resolution and the Deployment's rollout.
 
-Conditions follow metav1.Condition; Ready is what Argo CD / Flux kstatus and
-`kubectl wait --for=condition=Ready` read, phase is what `kubectl get mep` shows.
+Conditions follow metav1.Condition; their types, reasons and the phases are constants in
+kubeforge.api.modelendpoint.
 """
 
 from __future__ import annotations
@@ -12,32 +12,16 @@ from typing import Any
 
 from kubeforge import conditions as cond
 from kubeforge.api.modelendpoint import ModelEndpointSpec
+from kubeforge.api.modelendpoint import ModelEndpointConditionType as Type
+from kubeforge.api.modelendpoint import ModelEndpointPhase as Phase
+from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
 from kubeforge.modelendpoint import builders, modelsource
 from kubeforge.modelendpoint.modelsource import ModelResolution
 
-# Condition types.
-MODEL_RESOLVED, READY, PROGRESSING = "ModelResolved", "Ready", "Progressing"
-# kstatus' standard "abnormal-true" pair (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux and
-# `kubectl`-side waiters read on custom resources: without them kstatus calls a resource
-# Current as soon as observedGeneration matches, even while it waits for its model.
-RECONCILING, STALLED = "Reconciling", "Stalled"
-KSTATUS_TYPES = (RECONCILING, STALLED)
-
-# Ready / Progressing reasons (ModelResolved reasons live in modelsource).
-ALL_READY = "AllReplicasReady"
-"""Every desired replica runs the current pod template and is Ready."""
-WAITING_FOR_MODEL = "WaitingForModel"
-"""No model to serve yet, so no Deployment either."""
-DEPLOYMENT_PENDING = "DeploymentPending"
-"""The Deployment was applied but its controller has not reported on it yet."""
-ROLLING_OUT = "RollingOut"
-"""The Deployment is replacing or adding pods."""
-REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
-"""The rollout had completed, but fewer replicas than desired have been Ready for longer than the grace period."""
-PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
-"""The Deployment controller gave up waiting for the rollout (progressDeadlineSeconds)."""
-ROLLOUT_COMPLETE = "RolloutComplete"
-"""Nothing left to roll out."""
+# The Deployment controller's own (apps/v1) condition type and reasons, as it reports them.
+DEPLOYMENT_PROGRESSING = "Progressing"
+DEPLOYMENT_SETTLED = "NewReplicaSetAvailable"
+DEPLOYMENT_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -69,11 +53,11 @@ def observe_rollout(deployment: dict[str, Any] | None, desired: int) -> Rollout:
         updated=status.get("updatedReplicas", 0),
         ready=status.get("readyReplicas", 0),
     )
-    progressing = cond.find(status.get("conditions"), "Progressing") or {}
-    settled = progressing.get("reason") == "NewReplicaSetAvailable"
+    progressing = cond.find(status.get("conditions"), DEPLOYMENT_PROGRESSING) or {}
+    settled = progressing.get("reason") == DEPLOYMENT_SETTLED
     if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 1):
         return Rollout("Unobserved", desired, **counts)
-    if progressing.get("reason") == PROGRESS_DEADLINE:
+    if progressing.get("reason") == DEPLOYMENT_DEADLINE_EXCEEDED:
         return Rollout("Stalled", desired, **counts)
     if counts["updated"] < desired or counts["replicas"] > counts["updated"]:
         return Rollout("Rolling", desired, settled_once=settled, **counts)
@@ -93,31 +77,31 @@ class Verdict:
 def judge(resolution: ModelResolution, rollout: Rollout, short_since: float | None, degraded_after: float) -> Verdict:
     """Phase and conditions; `short_since` is how many seconds Ready has already been False."""
     if resolution.failed:
-        return Verdict("Failed", (cond.FALSE, resolution.reason, resolution.message), (cond.FALSE, resolution.reason, resolution.message))
+        return Verdict(Phase.FAILED, (cond.FALSE, resolution.reason, resolution.message), (cond.FALSE, resolution.reason, resolution.message))
     if resolution.uri is None:
-        return Verdict("WaitingForModel", (cond.FALSE, WAITING_FOR_MODEL, resolution.message), (cond.TRUE, WAITING_FOR_MODEL, resolution.message))
+        return Verdict(Phase.WAITING_FOR_MODEL, (cond.FALSE, Reason.WAITING_FOR_MODEL, resolution.message), (cond.TRUE, Reason.WAITING_FOR_MODEL, resolution.message))
     counted = f"{rollout.ready}/{rollout.desired} replicas ready, {rollout.updated} up to date"
     if rollout.state in ("Missing", "Unobserved"):
         msg = "waiting for the Deployment controller"
-        return Verdict("Pending" if rollout.state == "Missing" else "Deploying", (cond.FALSE, DEPLOYMENT_PENDING, msg), (cond.TRUE, ROLLING_OUT, msg))
+        return Verdict(Phase.PENDING if rollout.state == "Missing" else Phase.DEPLOYING, (cond.FALSE, Reason.DEPLOYMENT_PENDING, msg), (cond.TRUE, Reason.ROLLING_OUT, msg))
     if rollout.state == "Stalled":
         msg = f"rollout exceeded its progress deadline; {counted}"
-        return Verdict("Degraded", (cond.FALSE, PROGRESS_DEADLINE, msg), (cond.FALSE, PROGRESS_DEADLINE, msg))
+        return Verdict(Phase.DEGRADED, (cond.FALSE, Reason.PROGRESS_DEADLINE_EXCEEDED, msg), (cond.FALSE, Reason.PROGRESS_DEADLINE_EXCEEDED, msg))
     if rollout.state == "Complete":
         msg = f"{rollout.ready}/{rollout.desired} replicas ready"
-        return Verdict("Ready", (cond.TRUE, ALL_READY, msg), (cond.FALSE, ROLLOUT_COMPLETE, msg))
+        return Verdict(Phase.READY, (cond.TRUE, Reason.ALL_REPLICAS_READY, msg), (cond.FALSE, Reason.ROLLOUT_COMPLETE, msg))
     if rollout.state == "Short" and rollout.settled_once:
         waited = short_since or 0.0
         if waited >= degraded_after:
             msg = f"only {rollout.ready}/{rollout.desired} replicas ready for {int(waited)}s"
-            return Verdict("Degraded", (cond.FALSE, REPLICAS_UNAVAILABLE, msg), (cond.FALSE, REPLICAS_UNAVAILABLE, msg))
-        return Verdict("Deploying", (cond.FALSE, ROLLING_OUT, counted), (cond.TRUE, ROLLING_OUT, counted), degraded_after - waited)
-    return Verdict("Deploying", (cond.FALSE, ROLLING_OUT, counted), (cond.TRUE, ROLLING_OUT, counted))
+            return Verdict(Phase.DEGRADED, (cond.FALSE, Reason.REPLICAS_UNAVAILABLE, msg), (cond.FALSE, Reason.REPLICAS_UNAVAILABLE, msg))
+        return Verdict(Phase.DEPLOYING, (cond.FALSE, Reason.ROLLING_OUT, counted), (cond.TRUE, Reason.ROLLING_OUT, counted), degraded_after - waited)
+    return Verdict(Phase.DEPLOYING, (cond.FALSE, Reason.ROLLING_OUT, counted), (cond.TRUE, Reason.ROLLING_OUT, counted))
 
 
 def seconds_not_ready(previous: dict[str, Any], now: str) -> float:
     """How long the Ready condition has been False (0 when it is True or absent)."""
-    ready = cond.find(previous.get("conditions"), READY)
+    ready = cond.find(previous.get("conditions"), Type.READY)
     if not ready or ready.get("status") != cond.FALSE:
         return 0.0
     return max(0.0, (_parse(now) - _parse(ready["lastTransitionTime"])).total_seconds())
@@ -143,9 +127,9 @@ def build_status(
     verdict = judge(resolution, rollout, seconds_not_ready(previous, now), degraded_after)
     conditions = list(previous.get("conditions") or [])
     model_status = cond.TRUE if resolution.resolved else cond.FALSE
-    conditions = cond.set_condition(conditions, MODEL_RESOLVED, model_status, resolution.reason, resolution.message, generation, now)
-    conditions = cond.set_condition(conditions, READY, *verdict.ready, generation, now)
-    conditions = cond.set_condition(conditions, PROGRESSING, *verdict.progressing, generation, now)
+    conditions = cond.set_condition(conditions, Type.MODEL_RESOLVED, model_status, resolution.reason, resolution.message, generation, now)
+    conditions = cond.set_condition(conditions, Type.READY, *verdict.ready, generation, now)
+    conditions = cond.set_condition(conditions, Type.PROGRESSING, *verdict.progressing, generation, now)
     conditions = _kstatus_conditions(conditions, verdict, generation, now)
     status: dict[str, Any] = {
         "phase": verdict.phase,
@@ -166,12 +150,12 @@ def build_status(
 
 def _kstatus_conditions(conditions: list[dict[str, Any]], verdict: Verdict, generation: int, now: str) -> list[dict[str, Any]]:
     _, reason, message = verdict.ready
-    reconciling = cond.TRUE if verdict.phase in ("Pending", "WaitingForModel", "Deploying") else cond.FALSE
-    stalled = cond.TRUE if verdict.phase in ("Failed", "Degraded") else cond.FALSE
-    conditions = cond.set_condition(conditions, RECONCILING, reconciling, reason, message, generation, now)
-    return cond.set_condition(conditions, STALLED, stalled, reason, message, generation, now)
+    reconciling = cond.TRUE if verdict.phase in (Phase.PENDING, Phase.WAITING_FOR_MODEL, Phase.DEPLOYING) else cond.FALSE
+    stalled = cond.TRUE if verdict.phase in (Phase.FAILED, Phase.DEGRADED) else cond.FALSE
+    conditions = cond.set_condition(conditions, Type.RECONCILING, reconciling, reason, message, generation, now)
+    return cond.set_condition(conditions, Type.STALLED, stalled, reason, message, generation, now)
 
 
 def is_warning(condition: dict[str, Any]) -> bool:
     """Which condition transitions deserve a Warning event rather than a Normal one."""
-    return condition["reason"] in (modelsource.FAILURES | {PROGRESS_DEADLINE, REPLICAS_UNAVAILABLE})
+    return condition["reason"] in (modelsource.FAILURES | {Reason.PROGRESS_DEADLINE_EXCEEDED, Reason.REPLICAS_UNAVAILABLE})

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubeforge import API_VERSION, kube, metrics, podspec
-from kubeforge.api.trainingjob import KIND, PLURAL, TrainingJob
+from kubeforge.api.trainingjob import KIND, PLURAL, TERMINAL_PHASES, TrainingJob
 from kubeforge.settings import SETTINGS
 from kubeforge.trainingjob import builders, names, observe
 from kubeforge.trainingjob.status import Plan, decide
@@ -70,7 +70,7 @@ def _write_status(obj: dict[str, Any], job: TrainingJob, plan: Plan) -> None:
 
 def _apply_children(obj: dict[str, Any], job: TrainingJob, plan: Plan) -> None:
     namespace = job.namespace
-    if plan.status.get("phase") not in ("Succeeded", "Failed"):
+    if plan.status.get("phase") not in TERMINAL_PHASES:
         owner = podspec.owner_reference(obj)
         for child in builders.build_shared_children(job, owner, SETTINGS):
             kube.apply(child)

@@ -12,35 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubeforge import conditions
-from kubeforge.api.trainingjob import TrainingJob
+from kubeforge.api.trainingjob import TERMINAL_PHASES, TrainingJob
+from kubeforge.api.trainingjob import TrainingJobConditionType as Type
+from kubeforge.api.trainingjob import TrainingJobPhase as Phase
+from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.trainingjob import names, observe
 from kubeforge.trainingjob.exitcodes import attempt_failure
 
-# Condition types.
-CREATED = "Created"  # the first attempt's Job exists
-RUNNING = "Running"  # every worker of the current attempt is up
-SUCCEEDED = "Succeeded"  # all workers finished with code 0 (the Ready-like one for Argo CD / Flux)
-FAILED = "Failed"  # terminal: a permanent exit code, restarts exhausted, or the deadline passed
-SUSPENDED = "Suspended"  # spec.runPolicy.suspend removed the pods
-STALLED = "Stalled"  # rank 0's step did not advance within progressDeadlineSeconds
-
-# Reasons, CamelCase.
-JOB_CREATED = "JobCreated"
-ALL_WORKERS_READY = "AllWorkersReady"
-WORKERS_PENDING = "WorkersPending"
-WAITING_FOR_ADMISSION = "WaitingForAdmission"  # Kueue holds the Job suspended
-RESTARTING = "Restarting"
-COMPLETED = "Completed"
-PERMANENT_EXIT_CODE = "PermanentExitCode"
-BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-PROGRESSING = "Progressing"
-SUSPENDED_BY_USER = "SuspendedByUser"
-RESUMED = "Resumed"
-FINISHED = "Finished"
-
-TERMINAL = ("Succeeded", "Failed")
 NORMAL, WARNING = "Normal", "Warning"
 
 
@@ -103,7 +81,7 @@ def decide(job: TrainingJob, obs: observe.Observed, now: datetime) -> Plan:
     status.update(observedGeneration=job.generation, attempt=obs.attempt, restarts=obs.attempt - 1)
     status["workers"] = observe.worker_counts(obs, job.spec.nodes)
     d = _Draft(job, obs, now, Plan(status=status, delete_jobs=list(obs.older_jobs)))
-    if status.get("phase") in TERMINAL:
+    if status.get("phase") in TERMINAL_PHASES:
         _finished(d)
     elif job.spec.run_policy.suspend:
         _suspend(d)
@@ -114,7 +92,7 @@ def decide(job: TrainingJob, obs: observe.Observed, now: datetime) -> Plan:
 
 def _finished(d: _Draft) -> None:
     """Terminal: stop what still runs (a deadline hit), and delete the job once its TTL passed."""
-    if d.status["phase"] == "Failed" and d.obs.job_state in (observe.ACTIVE, observe.SUSPENDED):
+    if d.status["phase"] == Phase.FAILED and d.obs.job_state in (observe.ACTIVE, observe.SUSPENDED):
         d.plan.delete_jobs.append(d.current_job)
     ttl = d.job.spec.run_policy.ttl_seconds_after_finished
     finished = parse_time(d.status.get("completionTime"))
@@ -131,17 +109,17 @@ def _suspend(d: _Draft) -> None:
     if d.obs.job_state == observe.ACTIVE:
         d.plan.job_suspend = True
     message = "spec.runPolicy.suspend is true: the workers are stopped, the job is kept"
-    if not conditions.is_true(d.status.get("conditions"), SUSPENDED):
-        d.event(NORMAL, SUSPENDED_BY_USER, message)
-    d.status.update(phase="Suspended", message=message)
-    d.condition(SUSPENDED, conditions.TRUE, SUSPENDED_BY_USER, message)
-    d.condition(RUNNING, conditions.FALSE, SUSPENDED_BY_USER, "suspended")
+    if not conditions.is_true(d.status.get("conditions"), Type.SUSPENDED):
+        d.event(NORMAL, Reason.SUSPENDED_BY_USER, message)
+    d.status.update(phase=Phase.SUSPENDED, message=message)
+    d.condition(Type.SUSPENDED, conditions.TRUE, Reason.SUSPENDED_BY_USER, message)
+    d.condition(Type.RUNNING, conditions.FALSE, Reason.SUSPENDED_BY_USER, "suspended")
 
 
 def _run(d: _Draft) -> None:
-    if conditions.is_true(d.status.get("conditions"), SUSPENDED):
-        d.condition(SUSPENDED, conditions.FALSE, RESUMED, "spec.runPolicy.suspend is false")
-        d.event(NORMAL, RESUMED, "resuming the workers")
+    if conditions.is_true(d.status.get("conditions"), Type.SUSPENDED):
+        d.condition(Type.SUSPENDED, conditions.FALSE, Reason.RESUMED, "spec.runPolicy.suspend is false")
+        d.event(NORMAL, Reason.RESUMED, "resuming the workers")
     d.status.setdefault("startTime", d.stamp)
     if _deadline_passed(d):
         return
@@ -166,7 +144,7 @@ def _deadline_passed(d: _Draft) -> bool:
     if d.now < due:
         d.plan.requeue((due - d.now).total_seconds())
         return False
-    _fail(d, DEADLINE_EXCEEDED, f"the job ran longer than activeDeadlineSeconds ({limit}s)")
+    _fail(d, Reason.DEADLINE_EXCEEDED, f"the job ran longer than activeDeadlineSeconds ({limit}s)")
     return True
 
 
@@ -175,9 +153,9 @@ def _create(d: _Draft) -> None:
     d.plan.create_job = d.obs.attempt
     d.plan.create_suspended = bool(queue)
     message = f"created Job {d.current_job} with {d.job.spec.nodes} workers"
-    if not conditions.find(d.status.get("conditions"), CREATED):
-        d.condition(CREATED, conditions.TRUE, JOB_CREATED, message)
-        d.event(NORMAL, JOB_CREATED, message)
+    if not conditions.find(d.status.get("conditions"), Type.CREATED):
+        d.condition(Type.CREATED, conditions.TRUE, Reason.JOB_CREATED, message)
+        d.event(NORMAL, Reason.JOB_CREATED, message)
     _waiting(d, f"attempt {d.obs.attempt}: {message}")
 
 
@@ -185,15 +163,15 @@ def _unsuspend(d: _Draft) -> None:
     queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
     if queue:
         # Kueue unsuspends the Job when it admits the workload; resuming it ourselves would jump the queue.
-        _waiting(d, f"waiting for Kueue to admit the workload (queue {queue})", WAITING_FOR_ADMISSION)
+        _waiting(d, f"waiting for Kueue to admit the workload (queue {queue})", Reason.WAITING_FOR_ADMISSION)
         return
     d.plan.job_suspend = False
     _waiting(d, "resuming the workers")
 
 
-def _waiting(d: _Draft, message: str, reason: str = WORKERS_PENDING) -> None:
-    d.status.update(phase="Pending" if d.obs.attempt == 1 else "Restarting", message=message)
-    d.condition(RUNNING, conditions.FALSE, reason, message)
+def _waiting(d: _Draft, message: str, reason: str = Reason.WORKERS_PENDING) -> None:
+    d.status.update(phase=Phase.PENDING if d.obs.attempt == 1 else Phase.RESTARTING, message=message)
+    d.condition(Type.RUNNING, conditions.FALSE, reason, message)
 
 
 def _active(d: _Draft) -> None:
@@ -205,19 +183,19 @@ def _active(d: _Draft) -> None:
     if workers["ready"] + workers["succeeded"] < needed:
         _waiting(d, f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers ready")
         return
-    if d.status.get("phase") != "Running":
+    if d.status.get("phase") != Phase.RUNNING:
         # The stall clock starts when the workers are up, not when the Job was created.
         d.status["lastProgressTime"] = d.stamp
     message = f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers running"
-    d.status.update(phase="Running", message=message)
-    d.condition(RUNNING, conditions.TRUE, ALL_WORKERS_READY, message)
+    d.status.update(phase=Phase.RUNNING, message=message)
+    d.condition(Type.RUNNING, conditions.TRUE, Reason.ALL_WORKERS_READY, message)
     _check_stall(d)
 
 
 def _too_few_elastic_workers(d: _Draft) -> bool:
     """An elastic group lives on while the Job controller replaces lost workers, down to minNodes."""
     elastic = d.job.spec.elastic
-    if elastic is None or d.status.get("phase") != "Running":
+    if elastic is None or d.status.get("phase") != Phase.RUNNING:
         return False
     alive = sum(1 for p in d.obs.live_pods if (p.get("status") or {}).get("phase") in ("Pending", "Running", "Succeeded"))
     if alive >= elastic.min_nodes:
@@ -236,8 +214,8 @@ def _record_progress(d: _Draft) -> None:
     if (d.status.get("progress") or {}).get("step") != record["step"]:
         d.status["lastProgressTime"] = d.stamp
         # Only a step that moved clears Stalled; a restarted group has yet to prove itself.
-        if conditions.is_true(d.status.get("conditions"), STALLED):
-            d.condition(STALLED, conditions.FALSE, PROGRESSING, f"step {record['step']} reached")
+        if conditions.is_true(d.status.get("conditions"), Type.STALLED):
+            d.condition(Type.STALLED, conditions.FALSE, Reason.PROGRESSING, f"step {record['step']} reached")
     d.status["progress"] = record
 
 
@@ -250,14 +228,14 @@ def _check_stall(d: _Draft) -> None:
         d.plan.requeue((due - d.now).total_seconds())
         return
     message = f"no progress for {limit}s (progressDeadlineSeconds)"
-    d.condition(STALLED, conditions.TRUE, PROGRESS_DEADLINE_EXCEEDED, message)
+    d.condition(Type.STALLED, conditions.TRUE, Reason.PROGRESS_DEADLINE_EXCEEDED, message)
     _restart_or_fail(d, message)
 
 
 def _attempt_failed(d: _Draft) -> None:
     failure = attempt_failure(d.obs.pods, d.job.spec.run_policy)
     if not failure.retryable:
-        _fail(d, PERMANENT_EXIT_CODE, f"{failure.describe()}, a permanent failure (runPolicy.permanentExitCodes)")
+        _fail(d, Reason.PERMANENT_EXIT_CODE, f"{failure.describe()}, a permanent failure (runPolicy.permanentExitCodes)")
         return
     _restart_or_fail(d, failure.describe())
 
@@ -266,16 +244,16 @@ def _restart_or_fail(d: _Draft, why: str) -> None:
     """A group restart as the next attempt, unless backoffLimit restarts were already spent."""
     restarts, limit = d.obs.attempt - 1, d.job.spec.run_policy.backoff_limit
     if restarts >= limit:
-        _fail(d, BACKOFF_LIMIT_EXCEEDED, f"{why}; already restarted {restarts} times (backoffLimit {limit})")
+        _fail(d, Reason.BACKOFF_LIMIT_EXCEEDED, f"{why}; already restarted {restarts} times (backoffLimit {limit})")
         return
     attempt = d.obs.attempt + 1
     message = f"attempt {d.obs.attempt} failed: {why}; restarting the group as attempt {attempt}"
     d.plan.delete_jobs.append(d.current_job)
     d.plan.create_job = attempt
-    d.status.update(phase="Restarting", attempt=attempt, restarts=attempt - 1, message=message)
+    d.status.update(phase=Phase.RESTARTING, attempt=attempt, restarts=attempt - 1, message=message)
     d.status["workers"] = {"summary": f"0/{d.job.spec.nodes}", "total": d.job.spec.nodes, "ready": 0, "succeeded": 0, "failed": 0}
-    d.condition(RUNNING, conditions.FALSE, RESTARTING, message)
-    d.event(WARNING, RESTARTING, message)
+    d.condition(Type.RUNNING, conditions.FALSE, Reason.RESTARTING, message)
+    d.event(WARNING, Reason.RESTARTING, message)
 
 
 def _succeed(d: _Draft) -> None:
@@ -286,18 +264,18 @@ def _succeed(d: _Draft) -> None:
     if summary is not None:
         d.status["result"] = summary
     message = f"all {d.job.spec.nodes} workers finished" + (f": {raw}" if raw else "")
-    d.status.update(phase="Succeeded", completionTime=d.stamp, message=message)
-    d.condition(RUNNING, conditions.FALSE, COMPLETED, message)
-    d.condition(SUCCEEDED, conditions.TRUE, COMPLETED, message)
-    d.event(NORMAL, COMPLETED, message)
+    d.status.update(phase=Phase.SUCCEEDED, completionTime=d.stamp, message=message)
+    d.condition(Type.RUNNING, conditions.FALSE, Reason.COMPLETED, message)
+    d.condition(Type.SUCCEEDED, conditions.TRUE, Reason.COMPLETED, message)
+    d.event(NORMAL, Reason.COMPLETED, message)
     _finished(d)
 
 
 def _fail(d: _Draft, reason: str, message: str) -> None:
-    d.status.update(phase="Failed", completionTime=d.stamp, message=message)
-    d.condition(RUNNING, conditions.FALSE, FINISHED, message)
-    d.condition(SUCCEEDED, conditions.FALSE, reason, message)
-    d.condition(FAILED, conditions.TRUE, reason, message)
+    d.status.update(phase=Phase.FAILED, completionTime=d.stamp, message=message)
+    d.condition(Type.RUNNING, conditions.FALSE, Reason.FINISHED, message)
+    d.condition(Type.SUCCEEDED, conditions.FALSE, reason, message)
+    d.condition(Type.FAILED, conditions.TRUE, reason, message)
     d.event(WARNING, reason, message)
     _finished(d)
 
