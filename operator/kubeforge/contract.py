@@ -32,7 +32,9 @@ CHECKPOINT_DIR = "KUBEFORGE_CHECKPOINT_DIR"
 CHECKPOINT_EVERY_STEPS = "KUBEFORGE_CHECKPOINT_EVERY_STEPS"
 OUTPUT_DIR = "KUBEFORGE_OUTPUT_DIR"  # local path the model is written to
 OUTPUT_URI = "KUBEFORGE_OUTPUT_URI"  # what status.result.modelUri reports
-TERMINATION_LOG = "KUBEFORGE_TERMINATION_LOG"  # default /dev/termination-log
+# Where a worker writes its summary: the container's terminationMessagePath in a pod (the
+# kubelet reads it), a file in the run directory locally. A user's command reads it too.
+TERMINATION_LOG = "TERMINATION_MESSAGE_PATH"
 PROGRESS_FILE = "KUBEFORGE_PROGRESS_FILE"  # local runs: progress JSON lines go here
 POD_NAME = "KUBEFORGE_POD_NAME"  # downward API; the trainer annotates its own pod
 POD_NAMESPACE = "KUBEFORGE_POD_NAMESPACE"

@@ -10,7 +10,6 @@ oversubscribe one machine, the OMP threads per process.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import socket
@@ -26,6 +25,7 @@ import yaml
 from kubeforge.api.trainingjob import KIND, TrainingJob
 from kubeforge.contract import LaunchEnv
 from kubeforge.localprocs import stop_processes
+from kubeforge.localreport import NodeResults, ProgressPrinter, pod_exit_code, print_result
 from kubeforge.trainingjob.env import launch_env
 from kubeforge.trainingjob.pod import deepspeed_config_json
 
@@ -119,10 +119,16 @@ def prepare_workdir(job: TrainingJob, workdir: Path, resume: bool = False) -> No
         (workdir / "ds_config.json").write_text(config)
 
 
-def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path) -> list[subprocess.Popen]:
+def user_env(job: TrainingJob) -> dict[str, str]:
+    """spec.env's literal values (valueFrom needs a pod: left out, as a laptop has no Secrets or downward API)."""
+    return {e["name"]: str(e["value"]) for e in job.spec.env if "name" in e and "value" in e}
+
+
+def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path, extra: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """One node agent per env; `extra` (the job's own env) under the contract's, whose local values make the run work."""
     procs = []
     for launch in envs:
-        env = {**os.environ, **launch.to_env(), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        env = {**os.environ, **(extra or {}), **launch.to_env(), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         log = open(workdir / f"node-{launch.node_rank}.log", "w")
         procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     return procs
@@ -133,40 +139,17 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
     stop_processes(procs, STOP_GRACE_S, kill_group=True)
 
 
-class ProgressPrinter:
-    """Prints rank 0's progress records as they arrive in the progress file."""
-
-    def __init__(self, path: Path, out: TextIO, every_s: float = 2.0):
-        self.path, self.out, self.every_s = path, out, every_s
-        self.offset, self.last_print, self.last, self.printed = 0, float("-inf"), None, None
-
-    def poll(self, force: bool = False) -> None:
-        if self.path.exists():
-            with open(self.path) as handle:
-                handle.seek(self.offset)
-                text = handle.read()
-            complete = text[:text.rfind("\n") + 1]  # a line still being written waits for the next poll
-            self.offset += len(complete.encode())
-            records = [json.loads(line) for line in complete.splitlines() if line.strip()]
-            self.last = records[-1] if records else self.last
-        fresh = self.last is not None and self.last is not self.printed
-        if fresh and (force or time.monotonic() - self.last_print >= self.every_s):
-            self.last_print, self.printed = time.monotonic(), self.last
-            loss = f"  loss {self.last['loss']:.4f}" if "loss" in self.last else ""
-            print(f"  step {self.last['step']}/{self.last['totalSteps']}{loss}", file=self.out, flush=True)
-
-
-def wait_for_workers(procs: list[subprocess.Popen], printer: ProgressPrinter, poll_s: float = 0.5) -> int:
+def wait_for_workers(procs: list[subprocess.Popen], printer: ProgressPrinter, poll_s: float = 0.5) -> NodeResults:
     """Wait for every node; the first failure stops the others (the operator restarts groups, never one node)."""
     while True:
         codes = [p.poll() for p in procs]
-        failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
+        failed = [rank for rank, c in enumerate(codes) if c not in (None, 0)]
         if failed:
             stop_workers(procs)
-            return failed[0][1]
+            return NodeResults([pod_exit_code(p.returncode) for p in procs], first_failed=failed[0])
         if all(c == 0 for c in codes):
             printer.poll(force=True)
-            return 0
+            return NodeResults([0] * len(procs))
         printer.poll()
         try:
             procs[codes.index(None)].wait(timeout=poll_s)
@@ -175,7 +158,7 @@ def wait_for_workers(procs: list[subprocess.Popen], printer: ProgressPrinter, po
 
 
 def run_local(path: str, over: Overrides, workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
-    """Train the TrainingJob in `path` on this machine; prints progress, metrics and where the model went."""
+    """Run the TrainingJob in `path` on this machine; prints progress, then the result (see kubeforge.localreport)."""
     job = apply_overrides(load_trainingjob(path), over, has_gpu=os.path.exists("/dev/nvidia0"))
     workdir = (workdir or Path("kubeforge-local") / job.name).resolve()
     prepare_workdir(job, workdir, over.resume)
@@ -184,32 +167,12 @@ def run_local(path: str, over: Overrides, workdir: Path | None = None, out: Text
     print(f"kubeforge: running TrainingJob {job.name} locally: {first.nnodes} node(s) x {first.nproc_per_node} "
           f"process(es), launcher {first.launcher}, {first.omp_num_threads} thread(s) each; logs in {workdir}",
           file=out, flush=True)
-    procs = start_workers(envs, worker_command(job), workdir)
+    started = time.monotonic()
+    procs = start_workers(envs, worker_command(job), workdir, user_env(job))
     try:
-        code = wait_for_workers(procs, ProgressPrinter(workdir / "progress.jsonl", out))
+        results = wait_for_workers(procs, ProgressPrinter(workdir / "progress.jsonl", out))
     except KeyboardInterrupt:
         stop_workers(procs)
         return 130
-    print_result(workdir, code, out)
-    return code
-
-
-def print_result(workdir: Path, code: int, out: TextIO) -> None:
-    summary_path = workdir / "termination-0.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if code != 0:
-        print(f"kubeforge: training failed (exit code {code}): {summary.get('error', 'see the logs')}", file=out)
-        for log in sorted(workdir.glob("node-*.log")):
-            print(f"--- last lines of {log} ---\n" + "\n".join(log.read_text().splitlines()[-15:]), file=out)
-        return
-    metrics = summary.get("metrics", {})
-    print(f"kubeforge: done in {summary.get('durationSeconds', 0):.0f} s, {summary.get('steps')} steps "
-          f"(resumed from step {summary.get('resumedFromStep', 0)}), {summary.get('samplesPerSecond', 0):.1f} samples/s", file=out)
-    if metrics:
-        print(f"  eval accuracy {metrics.get('accuracy', 0):.4f}  macro F1 {metrics.get('f1', 0):.4f}"
-              f"  ({metrics.get('evalSamples', '?')} samples)", file=out)
-    model_uri = summary.get("modelUri")
-    if model_uri:
-        model_dir = model_uri.removeprefix("file://")
-        print(f"  model: {model_uri}\n    Hugging Face: {model_dir}/hf\n    ONNX:         {model_dir}/onnx/model.onnx", file=out)
-    out.flush()
+    print_result(workdir, results, time.monotonic() - started, out)
+    return results.code

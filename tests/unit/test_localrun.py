@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from kubeforge.localrun import (Overrides, apply_overrides, load_trainingjob, local_launch_envs, prepare_workdir,
-                                worker_command)
+                                user_env, worker_command)
 from kubeforge.trainingjob.env import launch_env
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "trainingjob.yaml"
@@ -73,3 +73,16 @@ def test_a_rerun_starts_fresh_unless_asked_to_resume(tmp_path):
     prepare_workdir(job, tmp_path)
     assert not (tmp_path / "checkpoints").exists()
     assert (tmp_path / "ds_config.json").is_file()
+
+
+def test_every_local_process_writes_its_termination_message_inside_the_run_directory(tmp_path):
+    _, envs = local_envs(tmp_path)
+    paths = [env.to_env()["TERMINATION_MESSAGE_PATH"] for env in envs]
+    assert paths == [str(tmp_path / "termination-0.json"), str(tmp_path / "termination-1.json")]
+
+
+def test_the_jobs_literal_env_reaches_the_local_processes_but_valuefrom_cannot():
+    job = load_trainingjob(str(SAMPLE))
+    job = job.model_copy(update={"spec": job.spec.model_copy(update={"env": [
+        {"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})})
+    assert user_env(job) == {"A": "1"}

@@ -193,3 +193,8 @@ def test_elastic_jobs_let_the_job_controller_replace_a_lost_worker():
 
 def test_fixed_size_jobs_have_no_pod_failure_policy():
     assert "podFailurePolicy" not in job_manifest(MakeTrainingJob().nodes(3))["spec"]
+
+
+def test_the_termination_message_path_in_the_env_is_the_one_the_kubelet_reads():
+    manifest = job_manifest(MakeTrainingJob().command("python", "train.py"))
+    assert env_of(manifest)["TERMINATION_MESSAGE_PATH"] == container(manifest)["terminationMessagePath"] == "/dev/termination-log"

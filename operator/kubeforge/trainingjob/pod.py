@@ -53,6 +53,8 @@ def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict
         "ports": [{"name": "rendezvous", "containerPort": contract.DEFAULT_MASTER_PORT}],
         "volumeMounts": _merge_by_name(_volumes(job)[1], spec.volume_mounts, key="mountPath"),
         "securityContext": podspec.container_security_context(),
+        # The path the env names (TERMINATION_MESSAGE_PATH), so the trainer and the kubelet agree.
+        "terminationMessagePath": contract.DEFAULT_TERMINATION_LOG,
         # A crash before the summary is written still explains itself in the status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
