@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd, kwok and helm binaries from their Go modules
+# Builds the pinned Kubernetes, etcd, kwok, helm and Kueue binaries from their Go modules
 # into a cache outside the repo; a second run finds them and returns at once.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,6 +122,34 @@ build_helm() {
   with_progress helm env GOBIN="$BIN" go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# Kueue's controller manager, from cmd/kueue of its module. Its main reads the metrics server's
+# certificate from a fixed /etc/kueue/metrics/certs when internal cert management is off (the only
+# mode where its webhooks can serve a 127.0.0.1 certificate the API server trusts, hack/kueue.sh);
+# a copy of that main reads the directory from $KUEUE_METRICS_CERT_DIR instead, so running it needs
+# no write under /etc. Nothing else changes: every package comes from the published module.
+build_kueue() {
+  [[ -x "$BIN/kueue" ]] && { log "kueue $KUEUE_VERSION: cached"; return; }
+  local mod="$WORK/kueue-$KUEUE_VERSION"
+  mkdir -p "$mod" && cd "$mod"
+  if [[ ! -f go.mod ]]; then
+    go mod init kubeforge.local/kueuebuild >/dev/null 2>&1
+    go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" >/dev/null
+    go get "sigs.k8s.io/kueue@$KUEUE_VERSION" >/dev/null 2>&1 || true
+  fi
+  local src
+  src="$(go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  sed 's|metricsCertPath := "/etc/kueue/metrics/certs"|metricsCertPath := os.Getenv("KUEUE_METRICS_CERT_DIR")|' \
+    "$src/cmd/kueue/main.go" > main.go
+  grep -q 'os.Getenv("KUEUE_METRICS_CERT_DIR")' main.go || { log "kueue: main.go no longer has the metrics cert path"; return 1; }
+  go mod tidy >/dev/null
+  log "kueue $KUEUE_VERSION: compiling (cold: ~10-20 min on 2 cores)"
+  with_progress kueue go build -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" -o "$BIN/kueue" .
+  # Its CRDs and webhook manifests travel with the binary: hack/kueue.sh applies them.
+  rm -rf "$BIN/kueue-config" && mkdir -p "$BIN/kueue-config"
+  cp "$src"/config/components/crd/bases/*.yaml "$src/config/components/webhook/manifests.yaml" "$BIN/kueue-config/"
+  chmod -R u+w "$BIN/kueue-config"
+}
+
 main() {
   local what="${1:-all}"
   local start=$SECONDS
@@ -132,7 +160,8 @@ main() {
   case "$what" in
     all) build_etcd; build_kwok; build_kubernetes ;;
     helm) build_helm ;;
-    *) echo "usage: $0 [all|helm]" >&2; exit 2 ;;
+    kueue) build_kueue ;;
+    *) echo "usage: $0 [all|helm|kueue]" >&2; exit 2 ;;
   esac
   log "binaries in $BIN ($((SECONDS - start))s)"
 }

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from kubeforge import GROUP, VERSION, metrics
+from kubeforge import GROUP, VERSION, logsetup, metrics
 from kubeforge.settings import SETTINGS
 from kubeforge.workqueue import QUEUE
 
@@ -94,11 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kubeforge-operator", description="Run the kubeforge operator.")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.verbose)
     loaded = load_controllers()
     log.info("controllers: %s; namespaces: %s", loaded, SETTINGS.watch_namespaces or "all")
     QUEUE.workers = SETTINGS.workers
-    kopf.configure(verbose=args.verbose)
     kopf.run(
         clusterwide=not SETTINGS.watch_namespaces,
         namespaces=list(SETTINGS.watch_namespaces),
