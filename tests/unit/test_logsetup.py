@@ -1,44 +1,36 @@
-"""The operator's log: each line once, and watch-handler heartbeats below INFO."""
+"""The operator's log: each line once, and watch-handler heartbeats below INFO (run in a fresh interpreter:
+pytest's own log capture sits on the root logger of this one)."""
 
 from __future__ import annotations
 
-import io
+import subprocess
+import sys
+
+SCRIPT = """
 import logging
-
-import pytest
-
 from kubeforge import logsetup
+logsetup.configure(verbose={verbose})
+logsetup.configure(verbose={verbose})  # a second call replaces, never adds
+logging.getLogger("kubeforge.trainingjob.controller").info("TrainingJob ns/a: Pending -> Running: 2/2 workers running")
+objects = logging.getLogger("kopf.objects")
+for handler in ("enqueue-TrainingJob", "enqueue-ModelEndpoint-for-pods", "wake-modelendpoints", "configure"):
+    objects.info("Handler '%s' succeeded.", handler)
+"""
 
 
-@pytest.fixture
-def captured():
-    """The root handler logsetup installs, writing into a buffer; the root logger restored afterwards."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    logsetup.configure(verbose=False)
-    buffer = io.StringIO()
-    for handler in root.handlers:
-        handler.setStream(buffer)
-    yield buffer, root
-    root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+def operator_log(verbose: bool = False) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", SCRIPT.format(verbose=verbose)], capture_output=True, text=True, check=True)
+    return (done.stdout + done.stderr).splitlines()
 
 
-def test_one_handler_prints_each_line_once(captured):
-    buffer, root = captured
-    logsetup.configure(verbose=False)  # a second call replaces, never adds
-    assert len(root.handlers) == 1
-    for handler in root.handlers:
-        handler.setStream(buffer)
-    logging.getLogger("kubeforge.trainingjob.controller").info("TrainingJob ns/a: Pending -> Running: 2/2 workers running")
-    lines = buffer.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].endswith("INFO kubeforge.trainingjob.controller: TrainingJob ns/a: Pending -> Running: 2/2 workers running")
+def test_each_line_is_printed_once_in_one_format():
+    lines = [ln for ln in operator_log() if "Pending -> Running" in ln]
+    assert len(lines) == 1
+    assert lines[0].endswith(" INFO kubeforge.trainingjob.controller: TrainingJob ns/a: Pending -> Running: 2/2 workers running")
 
 
-def test_watch_handler_successes_are_not_info(captured):
-    buffer, _ = captured
-    objects = logging.getLogger("kopf.objects")
-    objects.info("Handler 'enqueue-TrainingJob' succeeded.")
-    objects.info("Handler 'enqueue-ModelEndpoint-for-pods' succeeded.")
-    objects.info("Handler 'wake-modelendpoints' succeeded.")
-    objects.info("Handler 'configure' succeeded.")
-    assert buffer.getvalue().count("succeeded") == 1 and "'configure'" in buffer.getvalue()
+def test_watch_handler_successes_are_debug_not_info():
+    succeeded = [ln for ln in operator_log() if "succeeded" in ln]
+    assert len(succeeded) == 1 and "'configure'" in succeeded[0]
+    verbose = [ln for ln in operator_log(verbose=True) if "succeeded" in ln]
+    assert len(verbose) == 4 and sum(" DEBUG " in ln for ln in verbose) == 3

