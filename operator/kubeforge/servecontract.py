@@ -22,6 +22,14 @@ DEFAULT_PORT = 8080
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_DELAY_MS = 5
 
+# A server pod's shutdown, which the builder sizes the pod's grace period from: the preStop sleep (the
+# endpoints controller and kube-proxies drop the pod meanwhile), SIGTERM, then readiness 503 while still
+# serving for the drain delay (load balancers that probe readiness catch up), then the listener closes and
+# in-flight requests get the drain timeout to finish.
+PRESTOP_SLEEP_S = 5
+DEFAULT_DRAIN_DELAY_S = 5.0
+DEFAULT_DRAIN_TIMEOUT_S = 25.0
+
 # Routes the Deployment's probes and the Prometheus annotations point at.
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"

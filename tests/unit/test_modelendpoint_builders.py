@@ -69,14 +69,15 @@ def test_rollout_never_drops_capacity():
 
 def test_pvc_model_is_mounted_read_only_and_its_local_path_is_the_model_dir():
     pod = deployment(MakeEndpoint())["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "pvc-models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}]
-    assert container(MakeEndpoint())["volumeMounts"][0]["mountPath"] == "/mnt/kubeforge/models"
+    assert {"name": "pvc-models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in pod["volumes"]
+    assert {"name": "pvc-models", "mountPath": "/mnt/kubeforge/models", "readOnly": True} in \
+        container(MakeEndpoint())["volumeMounts"]
     assert env(MakeEndpoint())[sc.MODEL_DIR] == "/mnt/kubeforge/models/run-1"
 
 
-def test_a_model_baked_into_the_image_needs_no_volume():
+def test_a_model_baked_into_the_image_needs_no_model_volume():
     pod = deployment(MakeEndpoint().uri("/models/minilm"), "/models/minilm")["spec"]["template"]["spec"]
-    assert "volumes" not in pod
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
     assert env(MakeEndpoint().uri("/models/minilm"), "/models/minilm")[sc.MODEL_DIR] == "/models/minilm"
 
 
@@ -137,6 +138,21 @@ def test_pods_pass_the_restricted_pod_security_profile():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_server_root_filesystem_is_read_only_with_a_writable_tmp():
+    c = container(MakeEndpoint())
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in deployment(MakeEndpoint())["spec"]["template"]["spec"]["volumes"]
+
+
+def test_server_pods_drain_before_they_stop():
+    # preStop sleeps while endpoints drop the pod; the grace period covers it, the drain delay and the drain.
+    pod = deployment(MakeEndpoint())["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": sc.PRESTOP_SLEEP_S}}}
+    assert pod["terminationGracePeriodSeconds"] > \
+        sc.PRESTOP_SLEEP_S + sc.DEFAULT_DRAIN_DELAY_S + sc.DEFAULT_DRAIN_TIMEOUT_S
 
 
 def test_server_pods_carry_no_api_token_and_no_service_env():

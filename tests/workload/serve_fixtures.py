@@ -125,14 +125,27 @@ def plain_onnx_dir(kubeforge_dir: Path, out: Path) -> Path:
     return out
 
 
+REPO = Path(__file__).resolve().parents[2]
+SERVE = ("kubeforge_workloads.serve.cli",)
+
+
+def faulty(fault: str, word: str) -> tuple[str, ...]:
+    """A launcher whose model hangs or raises on texts containing `word` (tests/workload/serve_faults.py)."""
+    return ("tests.workload.serve_faults", fault, word)
+
+
 @dataclass
 class ServerProcess:
-    """A kubeforge-serve process on 127.0.0.1; its output goes to a log file shown on failure."""
+    """A kubeforge-serve process on 127.0.0.1; its output goes to a log file shown on failure.
+
+    SIGTERM drains without the production delay (--drain-delay-s 0) unless a test's args ask for one.
+    """
 
     model_dir: Path
     log_path: Path
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    launcher: tuple[str, ...] = SERVE
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
 
@@ -141,9 +154,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "kubeforge_workloads.serve.cli", "--model-dir", str(self.model_dir),
-               "--host", "127.0.0.1", "--port", str(self.port), *self.args]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}
+        cmd = [sys.executable, "-m", *self.launcher, "--model-dir", str(self.model_dir),
+               "--host", "127.0.0.1", "--port", str(self.port), "--drain-delay-s", "0", *self.args]
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         return self
@@ -196,11 +210,13 @@ def minilm_model_dir() -> Path:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """Factory: start_server(model_dir, *flags, env=...) -> a ready ServerProcess, terminated after the test."""
+    """Factory: start_server(model_dir, *flags, env=..., launcher=faulty(...)) -> a ready ServerProcess,
+    terminated after the test."""
     started: list[ServerProcess] = []
 
-    def start(model_dir: Path, *args: str, env: dict | None = None, ready: bool = True) -> ServerProcess:
-        server = ServerProcess(model_dir, tmp_path / f"server-{len(started)}.log", list(args), env or {})
+    def start(model_dir: Path, *args: str, env: dict | None = None, ready: bool = True,
+              launcher: tuple[str, ...] = SERVE) -> ServerProcess:
+        server = ServerProcess(model_dir, tmp_path / f"server-{len(started)}.log", list(args), env or {}, launcher)
         started.append(server.start())
         return server.wait_ready() if ready else server
 

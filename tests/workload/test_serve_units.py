@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ from kubeforge import servecontract as sc
 from kubeforge_workloads.serve.backends.quantize import compare_outputs
 from kubeforge_workloads.serve.backends.trt import ProfileShapes, engine_cache_key, profile_shapes
 from kubeforge_workloads.serve.batcher import DynamicBatcher
-from kubeforge_workloads.serve.config import load_config
-from kubeforge_workloads.serve.errors import BackendUnavailable, InvalidInput, QueueFull
+from kubeforge_workloads.serve.config import ServeConfig, load_config
+from kubeforge_workloads.serve.errors import (BackendUnavailable, DeadlineExceeded, InferenceFailed, InvalidInput,
+                                              ModelNotReady, QueueFull)
 from kubeforge_workloads.serve.protocol import v2
 from kubeforge_workloads.serve.runtime import CPU_EP, CUDA_EP, Platform, resolve_runtime
 from kubeforge_workloads.serve.tokenization import Encoded, pad_batch, plan_groups
@@ -34,6 +36,10 @@ def test_config_reads_the_serving_env_contract():
 def test_a_flag_overrides_the_env():
     cfg = load_config(["--max-batch-size", "4"], env={sc.MODEL_DIR: "/m", sc.MAX_BATCH_SIZE: "8"})
     assert cfg.max_batch_size == 4
+
+
+def test_without_env_or_flags_every_setting_is_the_serve_config_default():
+    assert load_config(["--model-dir", "/m"], env={}) == ServeConfig(model_dir="/m")
 
 
 @pytest.mark.parametrize("env, flags, message", [
@@ -192,3 +198,49 @@ def test_a_full_queue_refuses_with_a_retry_after_hint():
     with pytest.raises(QueueFull) as info:
         _run(scenario())
     assert int(info.value.headers["Retry-After"]) >= 1
+
+
+def test_a_text_the_model_fails_on_fails_alone_and_the_rest_of_its_batch_is_served():
+    calls: list[list[int]] = []
+
+    def run_batch(items):
+        calls.append(items)
+        if any(x < 0 for x in items):
+            raise ValueError("negative")
+        return [2 * x for x in items]
+
+    async def scenario():
+        batcher = DynamicBatcher(run_batch, max_batch_size=8, max_delay_ms=50, max_queue=16,
+                                 requests_in_flight=lambda: 4)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(p) for p in ([1], [2, 3], [-1], [4])),
+                                       return_exceptions=True)
+        await batcher.stop()
+        return results
+
+    ok1, ok2, failed, ok3 = _run(scenario())
+    assert (ok1, ok2, ok3) == ([2], [4, 6], [8])
+    assert isinstance(failed, InferenceFailed) and "ValueError: negative" in failed.message
+    assert calls[0] == [1, 2, 3, -1, 4]  # one batch first; split only because it failed
+
+
+def test_a_hung_batch_fails_its_requests_at_the_deadline_and_marks_the_batcher_stuck_until_it_returns():
+    release = threading.Event()
+
+    async def scenario():
+        batcher = DynamicBatcher(lambda items: release.wait() and items, max_batch_size=8, max_delay_ms=0,
+                                 max_queue=16, request_timeout_s=0.05)
+        batcher.start()
+        with pytest.raises(DeadlineExceeded, match="deadline of 0.05 s"):
+            await batcher.submit([1])
+        while not batcher.stuck():
+            await asyncio.sleep(0.01)
+        with pytest.raises(ModelNotReady, match="has not finished a batch"):
+            await batcher.submit([2])
+        release.set()
+        while batcher.stuck():
+            await asyncio.sleep(0.01)
+        assert await batcher.submit([3]) == [3]
+        await batcher.stop()
+
+    _run(scenario())

@@ -19,6 +19,9 @@ ENGINE_CACHE_PATH = "/var/cache/kubeforge/engines"
 # How long a model load may take before the startup probe gives up: 60 x 10 s.
 STARTUP_PERIOD_S, STARTUP_FAILURES = 10, 60
 PROGRESS_DEADLINE_S = 900
+# Room for the whole shutdown (servecontract: preStop sleep, drain delay, drain timeout) and 5 s to spare.
+TERMINATION_GRACE_S = int(sc.PRESTOP_SLEEP_S + sc.DEFAULT_DRAIN_DELAY_S + sc.DEFAULT_DRAIN_TIMEOUT_S) + 5
+TMP_PATH = "/tmp"
 DEFAULT_TARGETS = {"cpu": 70, "inflight": 8}
 
 
@@ -131,22 +134,26 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": sc.DEFAULT_PORT, "protocol": "TCP"}],
         "env": podspec.merge_env(server_env(ep, location), ep.spec.env),
         "resources": podspec.container_resources(ep.spec.resources, ep.gpu_resource),
-        "securityContext": podspec.container_security_context(),
+        # The root filesystem is read-only; the server writes only to /tmp (int8 models without an
+        # engine cache dir) and the engine cache, both emptyDirs.
+        "securityContext": {**podspec.container_security_context(), "readOnlyRootFilesystem": True},
         **probes(),
+        # The kubelet sleeps before SIGTERM while the endpoints controller and kube-proxies drop the pod,
+        # so no new connection reaches a closing server (the sleep action needs no shell in the image).
+        "lifecycle": {"preStop": {"sleep": {"seconds": sc.PRESTOP_SLEEP_S}}},
     }
-    if mounts:
-        container["volumeMounts"] = mounts
+    container["volumeMounts"] = mounts
     pod: dict[str, Any] = {
         # The server never calls the API server; no token in the pod is one less thing to steal.
         "automountServiceAccountToken": False,
         # Service env vars for every Service in the namespace are noise the server never reads.
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
         "securityContext": podspec.pod_security_context(),
         "containers": [container],
         **podspec.placement(ep.spec.node_pool, ep.spec.resources.gpus, ep.gpu_resource),
     }
-    if volumes:
-        pod["volumes"] = volumes
+    pod["volumes"] = volumes
     annotations = {**scrape_annotations(), **ep.spec.pod_annotations}
     return {"metadata": {"labels": labels(ep.name), "annotations": annotations}, "spec": pod}
 
@@ -174,7 +181,8 @@ def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]
 
 
 def _volumes(ep: Endpoint, location: storage.Location) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes, mounts = [], []
+    volumes = [{"name": "tmp", "emptyDir": {}}]
+    mounts = [{"name": "tmp", "mountPath": TMP_PATH}]
     pvc = podspec.pvc_volume(location, read_only=True)
     if pvc:
         volumes.append(pvc[0])

@@ -15,7 +15,7 @@ from .dataplane import DataPlane
 from .errors import install_error_handlers
 from .hotpath import HotRoutes
 from .metrics import ServerMetrics
-from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestCounter
+from .middleware import BodyLimitMiddleware, MetricsMiddleware
 from .model import TextClassificationModel
 from .modeldir import find_model_files
 from .repository import ModelRepository
@@ -37,8 +37,7 @@ def build_model(cfg: ServeConfig, platform: Platform) -> TextClassificationModel
     return TextClassificationModel(cfg.model_name, files, backend, cfg.max_seq_length, notes)
 
 
-async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg: ServeConfig,
-                              in_flight: RequestCounter) -> None:
+async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg: ServeConfig) -> None:
     """Load and warm up off the event loop, so liveness answers during a long load (TensorRT builds take minutes)."""
     try:
         await asyncio.to_thread(model.load, cfg.max_batch_size)
@@ -47,24 +46,25 @@ async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg:
         app.state.on_fatal()
         return
     metrics: ServerMetrics = app.state.metrics
+    plane: DataPlane = app.state.dataplane
     batcher = DynamicBatcher(model.infer, max_batch_size=cfg.max_batch_size, max_delay_ms=cfg.max_delay_ms,
-                             max_queue=cfg.max_queue, requests_in_flight=in_flight,
-                             on_batch=metrics.batch_size.observe, run_inline=model.small_enough_inline)
+                             max_queue=cfg.max_queue, requests_in_flight=plane.in_flight,
+                             on_batch=metrics.batch_size.observe, run_inline=model.small_enough_inline,
+                             request_timeout_s=cfg.request_timeout_s)
     batcher.start()
     metrics.load_seconds.set(model.load_seconds)
     metrics.track_queue_depth(lambda: batcher.depth)
-    app.state.dataplane.batcher = batcher
+    plane.batcher = batcher
 
 
 def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
     model = build_model(cfg, platform or probe_platform())
     repository = ModelRepository()
     repository.add(model)
-    in_flight = RequestCounter()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loader = asyncio.create_task(_load_in_background(app, model, cfg, in_flight))
+        loader = asyncio.create_task(_load_in_background(app, model, cfg))
         yield
         # uvicorn has drained in-flight requests by now (SIGTERM: stop accepting, finish, then lifespan).
         loader.cancel()
@@ -74,12 +74,14 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
 
     app = FastAPI(title="kubeforge-serve", version="0.1.0", lifespan=lifespan,
                   description="Text classification: /predict, KServe v1 and Open Inference Protocol v2.")
-    app.state.dataplane = DataPlane(repository, cfg.max_texts)
+    app.state.dataplane = plane = DataPlane(repository, cfg.max_texts)
     app.state.metrics = ServerMetrics()
+    app.state.metrics.in_flight.set_function(plane.in_flight)
     app.state.on_fatal = lambda: None
     install_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(HotRoutes, dataplane=app.state.dataplane)  # inside the body limit and the metrics
+    # HotRoutes sits inside the body limit and the metrics.
+    app.add_middleware(HotRoutes, dataplane=plane, body_timeout_s=cfg.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=cfg.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, in_flight=in_flight)  # outermost
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost
     return app

@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import time
 
 from .config import load_config
 from .errors import ModelLoadError
 
 log = logging.getLogger("kubeforge.serve")
+
+
+def draining_server(config, on_drain, drain_delay_s: float):
+    """A uvicorn.Server whose SIGTERM first drains: on_drain() (readiness turns 503), drain_delay_s more of
+    normal serving while endpoints and load balancers stop sending, then uvicorn's graceful shutdown.
+
+    SIGINT (Ctrl-C), or a second SIGTERM, shuts down at once as plain uvicorn does.
+    """
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        drain_until: float | None = None
+
+        def handle_exit(self, sig, frame) -> None:
+            if sig == signal.SIGTERM and self.drain_until is None and not self.should_exit:
+                on_drain()
+                self.drain_until = time.monotonic() + drain_delay_s
+                log.info("SIGTERM: readiness fails now; serving %g s more, then draining", drain_delay_s)
+                return
+            super().handle_exit(sig, frame)
+
+        async def on_tick(self, counter: int) -> bool:  # uvicorn's main loop asks every 0.1 s
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                return True
+            return await super().on_tick(counter)
+
+    return DrainingServer(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         log.error("cannot serve %s: %s", cfg.model_dir, exc.message)
         return 2
-    server = uvicorn.Server(uvicorn.Config(
+    plane = app.state.dataplane
+    server = draining_server(uvicorn.Config(
         app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
-        # On SIGTERM uvicorn closes the listener, lets in-flight requests finish up to this long, then exits.
+        limit_concurrency=cfg.limit_concurrency,
+        # After the drain delay uvicorn closes the listener, lets in-flight requests finish up to this long, then exits.
         timeout_graceful_shutdown=cfg.drain_timeout_s,
-    ))
+    ), on_drain=lambda: setattr(plane, "draining", True), drain_delay_s=cfg.drain_delay_s)
     failed = []
 
     def stop_on_load_failure() -> None:
@@ -40,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     # installed before run(); a fully drained server should then exit 0, not die of the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
-    return 1 if failed else 0
+    code = 1 if failed else 0
+    if plane.batcher is not None and plane.batcher.abandoned_thread:
+        # The hung inference thread cannot be joined, and interpreter exit would wait for it forever.
+        log.error("exiting with the model still stuck in a batch")
+        logging.shutdown()
+        os._exit(3)
+    return code
 
 
 if __name__ == "__main__":

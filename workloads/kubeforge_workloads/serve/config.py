@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 
 from kubeforge import servecontract as sc
 
@@ -35,7 +35,11 @@ class ServeConfig:
     engine_cache_dir: str = ""
     host: str = "0.0.0.0"  # a pod's server must be reachable on the pod IP
     port: int = sc.DEFAULT_PORT
-    drain_timeout_s: float = 25.0  # inside Kubernetes' default 30 s termination grace period
+    request_timeout_s: float = 20.0  # deadline (504); under drain_timeout_s, so a drain ends in answers
+    body_timeout_s: float = 10.0  # a body not received by then: 408
+    limit_concurrency: int = 1000  # connections + requests beyond this get uvicorn's 503
+    drain_delay_s: float = sc.DEFAULT_DRAIN_DELAY_S  # after SIGTERM: readiness 503, still serving
+    drain_timeout_s: float = sc.DEFAULT_DRAIN_TIMEOUT_S  # then in-flight requests get this long to finish
     log_level: str = "info"
 
 
@@ -43,28 +47,34 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     """Flags whose defaults come from the environment, so a flag always wins over the env."""
     p = argparse.ArgumentParser(prog="kubeforge-serve", description="Serve a kubeforge model over HTTP.")
 
-    def opt(flag: str, env_name: str | None, default, **kw):
-        value = env.get(env_name, default) if env_name else default
-        p.add_argument(flag, default=value, **kw)
+    def opt(flag: str, env_name: str | None, **kw):
+        # The default is ServeConfig's own (one place), unless the environment sets one.
+        default = ServeConfig.__dataclass_fields__[flag[2:].replace("-", "_")].default
+        default = None if default is MISSING else default
+        p.add_argument(flag, default=env.get(env_name, default) if env_name else default, **kw)
 
-    opt("--model-dir", sc.MODEL_DIR, None, help=f"model directory [{sc.MODEL_DIR}]")
-    opt("--model-name", sc.MODEL_NAME, "model", help=f"name in /v1 and /v2 routes [{sc.MODEL_NAME}]")
-    opt("--model-uri", sc.MODEL_URI, "", help=f"URI reported in metadata [{sc.MODEL_URI}]")
-    opt("--model-format", sc.MODEL_FORMAT, "auto", choices=FORMATS, help=f"[{sc.MODEL_FORMAT}]")
-    opt("--task", sc.TASK, "text-classification", choices=TASKS, help=f"[{sc.TASK}]")
-    opt("--runtime", sc.RUNTIME, "auto", choices=RUNTIMES, help=f"[{sc.RUNTIME}]")
-    opt("--quantize", sc.QUANTIZE, "none", choices=QUANTIZATIONS, help=f"ONNX Runtime on CPU only [{sc.QUANTIZE}]")
-    opt("--max-batch-size", sc.MAX_BATCH_SIZE, sc.DEFAULT_MAX_BATCH_SIZE, type=int, help=f"[{sc.MAX_BATCH_SIZE}]")
-    opt("--max-delay-ms", sc.MAX_DELAY_MS, sc.DEFAULT_MAX_DELAY_MS, type=float, help=f"[{sc.MAX_DELAY_MS}]")
-    opt("--max-queue", sc.MAX_QUEUE, 512, type=int, help=f"texts waiting before 429 [{sc.MAX_QUEUE}]")
-    opt("--max-body-bytes", sc.MAX_BODY_BYTES, 1 << 20, type=int, help=f"413 above this [{sc.MAX_BODY_BYTES}]")
-    opt("--engine-cache-dir", sc.ENGINE_CACHE_DIR, "", help=f"TensorRT engines, int8 models [{sc.ENGINE_CACHE_DIR}]")
-    opt("--host", sc.HOST, "0.0.0.0", help=f"[{sc.HOST}]")
-    opt("--port", sc.PORT, sc.DEFAULT_PORT, type=int, help=f"[{sc.PORT}]")
-    opt("--max-texts", None, 64, type=int, help="texts per request before 400")
-    opt("--max-seq-length", None, None, type=int, help="tokens per text before 400 (default: the model's)")
-    opt("--drain-timeout-s", None, 25.0, type=float, help="how long SIGTERM waits for in-flight requests")
-    opt("--log-level", None, "info", choices=("debug", "info", "warning", "error"))
+    opt("--model-dir", sc.MODEL_DIR, help=f"model directory [{sc.MODEL_DIR}]")
+    opt("--model-name", sc.MODEL_NAME, help=f"name in /v1 and /v2 routes [{sc.MODEL_NAME}]")
+    opt("--model-uri", sc.MODEL_URI, help=f"URI reported in metadata [{sc.MODEL_URI}]")
+    opt("--model-format", sc.MODEL_FORMAT, choices=FORMATS, help=f"[{sc.MODEL_FORMAT}]")
+    opt("--task", sc.TASK, choices=TASKS, help=f"[{sc.TASK}]")
+    opt("--runtime", sc.RUNTIME, choices=RUNTIMES, help=f"[{sc.RUNTIME}]")
+    opt("--quantize", sc.QUANTIZE, choices=QUANTIZATIONS, help=f"ONNX Runtime on CPU only [{sc.QUANTIZE}]")
+    opt("--max-batch-size", sc.MAX_BATCH_SIZE, type=int, help=f"[{sc.MAX_BATCH_SIZE}]")
+    opt("--max-delay-ms", sc.MAX_DELAY_MS, type=float, help=f"[{sc.MAX_DELAY_MS}]")
+    opt("--max-queue", sc.MAX_QUEUE, type=int, help=f"texts waiting before 429 [{sc.MAX_QUEUE}]")
+    opt("--max-body-bytes", sc.MAX_BODY_BYTES, type=int, help=f"413 above this [{sc.MAX_BODY_BYTES}]")
+    opt("--engine-cache-dir", sc.ENGINE_CACHE_DIR, help=f"TensorRT engines, int8 models [{sc.ENGINE_CACHE_DIR}]")
+    opt("--host", sc.HOST, help=f"[{sc.HOST}]")
+    opt("--port", sc.PORT, type=int, help=f"[{sc.PORT}]")
+    opt("--max-texts", None, type=int, help="texts per request before 400")
+    opt("--max-seq-length", None, type=int, help="tokens per text before 400 (default: the model's)")
+    opt("--request-timeout-s", None, type=float, help="per-request deadline before 504")
+    opt("--body-timeout-s", None, type=float, help="time to receive a request body before 408")
+    opt("--limit-concurrency", None, type=int, help="connections and requests before uvicorn answers 503")
+    opt("--drain-delay-s", None, type=float, help="after SIGTERM: readiness fails, requests still served")
+    opt("--drain-timeout-s", None, type=float, help="then how long in-flight requests get to finish")
+    opt("--log-level", None, choices=("debug", "info", "warning", "error"))
     return p
 
 
@@ -112,5 +122,8 @@ def validate(cfg: ServeConfig) -> str | None:
         (cfg.max_body_bytes >= 1024, "max-body-bytes must be >= 1024"),
         (cfg.max_texts >= 1, "max-texts must be >= 1"),
         (cfg.max_seq_length is None or cfg.max_seq_length >= 2, "max-seq-length must be >= 2"),
+        (cfg.request_timeout_s > 0 and cfg.body_timeout_s > 0, "request-timeout-s and body-timeout-s must be > 0"),
+        (cfg.limit_concurrency >= 1, "limit-concurrency must be >= 1"),
+        (cfg.drain_delay_s >= 0 and cfg.drain_timeout_s >= 0, "drain-delay-s and drain-timeout-s must be >= 0"),
     ]
     return next((msg for ok, msg in checks if not ok), None)

@@ -19,14 +19,33 @@ class Prediction:
     probabilities: np.ndarray  # one per label, in label order
 
 
+class RequestCounter:
+    """Inference requests being served: body read, answer not yet sent. The batcher and the gauge read it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self) -> int:
+        return self.value
+
+
 class DataPlane:
     def __init__(self, repository: ModelRepository, max_texts: int):
         self.repository = repository
         self.max_texts = max_texts
+        self.in_flight = RequestCounter()  # counted by the transport once a request's body is read
         self.batcher: DynamicBatcher | None = None  # set once the model is loaded
+        self.draining = False  # SIGTERM: readiness fails while requests are still served
 
-    def ready(self) -> bool:
-        return self.batcher is not None and self.repository.all_ready()
+    def not_ready_reason(self) -> str | None:
+        """Why readiness should fail now (loading, draining, a hung model), or None when ready."""
+        if self.batcher is None or not self.repository.all_ready():
+            return "model is loading"
+        if self.draining:
+            return "shutting down"
+        if self.batcher.stuck():
+            return f"the model has not finished a batch in {self.batcher.request_timeout_s:g} s"
+        return None
 
     def model(self, name: str) -> TextClassificationModel:
         """The named model (404 if unknown), whether or not it is ready."""
@@ -45,7 +64,8 @@ class DataPlane:
             raise InvalidInput(f"{len(texts)} texts in one request; the limit is {self.max_texts}")
 
     async def classify(self, name: str, texts: list[str]) -> list[Prediction]:
-        """Tokenize (400 for too long a text), queue for a batch (429 when full), label the probabilities."""
+        """Tokenize (400 for too long a text), queue for a batch (429 when full, 504 past the deadline),
+        label the probabilities."""
         model = self.ready_model(name)
         self.check_texts(texts)
         rows = await self.batcher.submit(model.encode(texts))

@@ -7,7 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 log = logging.getLogger("kubeforge.serve")
 
@@ -52,6 +52,16 @@ class ModelNotReady(ServeError):
     status = 503
 
 
+class InferenceFailed(ServeError):
+    """The model raised on this request's input (the rest of its batch was served)."""
+
+
+class DeadlineExceeded(ServeError):
+    """No answer within the request deadline (a hung or overloaded model)."""
+
+    status = 504
+
+
 class ModelLoadError(ServeError):
     """The model directory or runtime cannot be used; raised at startup, never per request."""
 
@@ -69,25 +79,44 @@ def error_json(message: str) -> bytes:
     return json.dumps(error_body(message)).encode()
 
 
+def http_error(exc: Exception) -> tuple[int, bytes, dict[str, str]]:
+    """The one error-to-HTTP map: (status, JSON body, headers) for whatever a request raised."""
+    if isinstance(exc, ServeError):
+        return exc.status, error_json(exc.message), exc.headers
+    log.error("unhandled error", exc_info=exc)
+    return 500, error_json(f"internal error: {type(exc).__name__}"), {}
+
+
 def _field_path(loc) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
+def field_problems(errors: list[dict]) -> str:
+    """pydantic validation errors as one message naming each field: "texts.3: Input should be a valid string"."""
+    return "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in errors)
+
+
+def validation_error(errors: list[dict]) -> InvalidInput:
+    """400 for malformed JSON, 422 naming the fields for a wrong shape (FastAPI's own split)."""
+    malformed = any(e["type"] == "json_invalid" for e in errors)
+    return (InvalidInput if malformed else InvalidSchema)(field_problems(errors))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map every ServeError, validation error and unexpected exception to one JSON error shape."""
+    """FastAPI's routes answer errors through http_error, as the hot path does."""
+
+    def respond(exc: Exception) -> Response:
+        status, body, headers = http_error(exc)
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError):
-        return JSONResponse(error_body(exc.message), status_code=exc.status, headers=exc.headers)
+        return respond(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError):
-        # Name the field: "texts.3: Input should be a valid string".
-        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
-        return JSONResponse(error_body("; ".join(problems)), status_code=status)
+        return respond(validation_error(exc.errors()))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):
-        log.exception("unhandled error")
-        return JSONResponse(error_body(f"internal error: {type(exc).__name__}"), status_code=500)
+        return respond(exc)

@@ -10,17 +10,16 @@ they only document them (/docs) and behave identically if reached.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
+import time
 from dataclasses import dataclass, field
 
 from .dataplane import DataPlane
-from .errors import ServeError, error_json
+from .asgi import send_response
+from .errors import error_json, http_error
 from .protocol import v2
 from .protocol.simple import PredictRequest, V1PredictRequest, parse_body, prediction_dicts
-
-log = logging.getLogger("kubeforge.serve")
-
 
 @dataclass
 class Reply:
@@ -65,18 +64,17 @@ class Route:
     handler: object
 
 
-ROUTES = (
-    Route("/v2/models/{name}/infer", "/v2/models/", "/infer", v2_infer),
-    Route("/v1/models/{name}:predict", "/v1/models/", ":predict", v1_predict),
-)
+V2_INFER = Route("/v2/models/{name}/infer", "/v2/models/", "/infer", v2_infer)
+V1_PREDICT = Route("/v1/models/{name}:predict", "/v1/models/", ":predict", v1_predict)
 PREDICT = Route("/predict", "/predict", "", predict)
+NAMED_ROUTES = (V2_INFER, V1_PREDICT)  # routes with a {name} between prefix and suffix
 
 
 def match(path: str) -> tuple[Route, str | None] | None:
     """The route and model name for an inference path (names as Starlette's [^/]+ matches them), else None."""
     if path == PREDICT.path:
         return PREDICT, None
-    for route in ROUTES:
+    for route in NAMED_ROUTES:
         if path.startswith(route.prefix) and path.endswith(route.suffix):
             name = path[len(route.prefix):len(path) - len(route.suffix)]
             if name and "/" not in name:
@@ -96,33 +94,37 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send, reply: Reply) -> None:
-    headers = [(b"content-type", reply.media_type.encode()), (b"content-length", str(len(reply.body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
-
-
 async def answer(plane: DataPlane, route: Route, name: str | None, body: bytes, header_length: str | None) -> Reply:
-    """Run a handler and map its errors exactly as errors.install_error_handlers does for FastAPI's routes."""
+    """Run a handler; its errors become answers through the one error map (errors.http_error)."""
     try:
         return await route.handler(plane, name, body, header_length)
-    except ServeError as exc:
-        return Reply(error_json(exc.message), headers=exc.headers, status=exc.status)
     except Exception as exc:
-        log.exception("unhandled error")
-        return Reply(error_json(f"internal error: {type(exc).__name__}"), status=500)
+        status, error, headers = http_error(exc)
+        return Reply(error, headers=headers, status=status)
 
 
 _HEADER_LENGTH = v2.HEADER_LENGTH.encode()
+_CLOSE = {"connection": "close"}
+_TIMED_OUT = object()
 
 
 class HotRoutes:
-    """ASGI: POSTs to the inference paths are answered here; everything else goes on to FastAPI."""
+    """ASGI: POSTs to the inference paths are answered here; everything else goes on to FastAPI.
 
-    def __init__(self, app, dataplane: DataPlane):
+    A body not received within body_timeout_s is answered 408 and its connection closed, so a slow
+    upload holds a connection no longer than that; one sweeper task enforces it (no timer per request).
+    A request counts as in flight only once its body is read: slow clients are not load, neither for
+    the batcher (which waits for company only while requests are in flight) nor for the HPA.
+    While draining, answers carry `connection: close` so clients reconnect to a replica that stays.
+    """
+
+    def __init__(self, app, dataplane: DataPlane, body_timeout_s: float = 3600.0):
         self.app = app
         self.plane = dataplane
+        self.body_timeout_s = body_timeout_s
+        self._reading: dict[asyncio.Task, float] = {}  # request tasks reading a body, since when
+        self._timed_out: set[asyncio.Task] = set()
+        self._sweeper: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
         found = match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -130,11 +132,47 @@ class HotRoutes:
             return await self.app(scope, receive, send)
         route, name = found
         scope["route"] = route
-        body = await _read_body(receive)
+        body = await self._read_within_timeout(receive)
+        if body is _TIMED_OUT:
+            return await send_response(send, 408, error_json(f"request body not received within "
+                                                             f"{self.body_timeout_s:g} s"), headers=_CLOSE)
         if body is None:
             return
         header_length = None
         for key, value in scope["headers"]:
             if key == _HEADER_LENGTH:
                 header_length = value.decode("latin-1")
-        await _send(send, await answer(self.plane, route, name, body, header_length))
+        in_flight = self.plane.in_flight
+        in_flight.value += 1
+        try:
+            reply = await answer(self.plane, route, name, body, header_length)
+        finally:
+            in_flight.value -= 1
+        headers = {**reply.headers, **_CLOSE} if self.plane.draining else reply.headers
+        await send_response(send, reply.status, reply.body, reply.media_type, headers)
+
+    async def _read_within_timeout(self, receive):
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="body-timeout-sweeper")
+        task = asyncio.current_task()
+        self._reading[task] = time.monotonic()
+        try:
+            return await _read_body(receive)
+        except asyncio.CancelledError:
+            if task not in self._timed_out:
+                raise
+            self._timed_out.discard(task)
+            task.uncancel()
+            return _TIMED_OUT
+        finally:
+            del self._reading[task]
+
+    async def _sweep(self) -> None:
+        tick = min(0.25, self.body_timeout_s / 10)
+        while True:
+            await asyncio.sleep(tick)
+            too_old = time.monotonic() - self.body_timeout_s
+            for task, since in list(self._reading.items()):
+                if since <= too_old and task not in self._timed_out:
+                    self._timed_out.add(task)
+                    task.cancel()

@@ -28,7 +28,7 @@ def _doc(model) -> dict:
 
 async def _serve(request: Request, route: hotpath.Route, name: str | None) -> Response:
     """Reached only without HotRoutes in front (it answers these paths first); same handlers, same answers."""
-    reply = await route.handler(_plane(request), name, await request.body(), request.headers.get(v2.HEADER_LENGTH))
+    reply = await hotpath.answer(_plane(request), route, name, await request.body(), request.headers.get(v2.HEADER_LENGTH))
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers)
 
 
@@ -40,7 +40,7 @@ async def predict(request: Request):
 
 @router.post("/v1/models/{name}:predict", tags=["kserve v1"], openapi_extra=_doc(V1PredictRequest))
 async def v1_predict(name: str, request: Request):
-    return await _serve(request, hotpath.ROUTES[1], name)
+    return await _serve(request, hotpath.V1_PREDICT, name)
 
 
 @router.get("/v1/models/{name}", tags=["kserve v1"])
@@ -55,8 +55,9 @@ async def live():
 
 @router.get(sc.READY_PATH, tags=["v2"])
 async def ready(request: Request):
-    if not _plane(request).ready():
-        raise ModelNotReady("model is loading")
+    reason = _plane(request).not_ready_reason()
+    if reason:
+        raise ModelNotReady(reason)
     return {"ready": True}
 
 
@@ -79,7 +80,7 @@ async def model_ready(name: str, request: Request):
 
 @router.post("/v2/models/{name}/infer", tags=["v2"], summary="Open Inference Protocol v2 (JSON or binary tensors)")
 async def v2_infer(name: str, request: Request):
-    return await _serve(request, hotpath.ROUTES[0], name)
+    return await _serve(request, hotpath.V2_INFER, name)
 
 
 @router.get(sc.METRICS_PATH, include_in_schema=False)

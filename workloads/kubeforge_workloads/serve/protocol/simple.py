@@ -7,7 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..dataplane import Prediction
-from ..errors import InvalidInput, InvalidSchema
+from ..errors import InvalidSchema, validation_error
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -53,10 +53,7 @@ def parse_body(model: type[Body], raw: bytes) -> Body:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors()
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
-        malformed = any(e["type"] == "json_invalid" for e in errors)
-        raise (InvalidInput if malformed else InvalidSchema)(problems) from None
+        raise validation_error(exc.errors()) from None
 
 
 def body_schema(model: type[BaseModel]) -> dict:

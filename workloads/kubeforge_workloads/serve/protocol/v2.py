@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..dataplane import Prediction
-from ..errors import InvalidInput
+from ..errors import InvalidInput, field_problems
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "text"
@@ -74,9 +74,8 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequ
     try:
         return InferenceRequest.model_validate_json(body), binary
     except ValidationError as exc:
-        # Named like FastAPI's own 422s: "inputs.0.shape: Field required".
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(problems) from None
+        # Named like FastAPI's own 422s ("inputs.0.shape: Field required"), but 400 as the v2 protocol says.
+        raise InvalidInput(field_problems(exc.errors())) from None
 
 
 def request_texts(req: InferenceRequest, binary: bytes) -> list[str]:
