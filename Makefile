@@ -65,7 +65,7 @@ bench-train: venv  ## DeepSpeed recipe vs Hugging Face Trainer, samples/s ratio
 bench-serve: venv  ## server overhead, batching, vs KServe, ONNX Runtime vs torch
 	@$(PY) bench/serve_bench.py
 
-images:  ## build the container images (needs Docker; untested on our CI)
+images:  ## build the operator, trainer and server images (root: starts its own dockerd; Debian-made bases)
 	@hack/images.sh
 
 kind-up: images  ## kind cluster with images loaded and the chart installed (needs Docker)

@@ -1,27 +1,55 @@
 #!/usr/bin/env bash
-# Builds the kubeforge images with Docker (make images). Untested on the CI machines, which have no
-# Docker engine. Usage: hack/images.sh [operator|trainer|server|server-tensorrt|all]
+# Builds the kubeforge images (make images) with the Docker engine that hack/realnode/dockerd.sh
+# starts, then smoke-checks each one. Usage: hack/images.sh [operator|trainer|server|server-tensorrt|all]
 #   KUBEFORGE_IMAGE_REPO (default ghcr.io/kubeforge), KUBEFORGE_IMAGE_TAG (default: the chart's appVersion),
-#   KUBEFORGE_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu for a CPU-only trainer).
+#   KUBEFORGE_IMAGE_BASE=local (default: Debian-made bases from hack/realnode/base-images.sh, since
+#     no registry is reachable here) or registry (the Dockerfiles' own python:3.12 FROMs),
+#   KUBEFORGE_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu for a CPU-only trainer),
+#   KUBEFORGE_IMAGE_SMOKE=0 skips the smoke checks.
+# pip inside the builds trusts $PIP_CERT (or the system bundle) through the build secret `pip-cert`:
+# mounted for the pip step only, never in a layer. pip's cache is a BuildKit cache mount, so the
+# multi-GB torch wheels download once per machine.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+source hack/realnode/common.sh
 REPO="${KUBEFORGE_IMAGE_REPO:-ghcr.io/kubeforge}"
 TAG="${KUBEFORGE_IMAGE_TAG:-$(awk -F'"' '/^appVersion:/ {print $2}' charts/kubeforge/Chart.yaml)}"
-export DOCKER_BUILDKIT=1  # per-Dockerfile .dockerignore files need BuildKit
+BASE="${KUBEFORGE_IMAGE_BASE:-local}"
+export DOCKER_BUILDKIT=1  # per-Dockerfile .dockerignore files, RUN --mount
+CERT="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 
 build() {  # image-name dockerfile [extra docker args...]
-  local name="$1" file="$2"; shift 2
-  echo "[images] $REPO/$name:$TAG from $file"
-  docker build -f "$file" -t "$REPO/$name:$TAG" "$@" .
+  local name="$1" file="$2" start=$SECONDS; shift 2
+  local args=(--network=host --progress=plain)
+  [[ -s "$CERT" ]] && args+=(--secret "id=pip-cert,src=$CERT")
+  if [[ "$BASE" == local ]]; then
+    args+=(--build-arg "PYTHON_IMAGE=kubeforge.local/python:bookworm"
+           --build-arg "PYTHON_BUILD_IMAGE=kubeforge.local/python-build:bookworm")
+  fi
+  rn_log "building $REPO/$name:$TAG from $file (log: $REALNODE_LOGS/image-$name.log)"
+  mkdir -p "$REALNODE_LOGS"
+  if ! nice "${DOCKER[@]}" build -f "$file" -t "$REPO/$name:$TAG" "${args[@]}" "$@" . >"$REALNODE_LOGS/image-$name.log" 2>&1; then
+    tail -n 40 "$REALNODE_LOGS/image-$name.log" >&2
+    rn_die "image $name failed to build"
+  fi
+  rn_log "$REPO/$name:$TAG built in $((SECONDS - start))s ($("${DOCKER[@]}" image inspect -f '{{.Size}}' "$REPO/$name:$TAG" | awk '{printf "%.2f GB", $1/1e9}'))"
+  [[ "${KUBEFORGE_IMAGE_SMOKE:-1}" == 0 ]] || hack/realnode/smoke-images.sh "$name" "$REPO/$name:$TAG"
+}
+
+prepare() {
+  hack/realnode/dockerd.sh up
+  [[ "$BASE" == local ]] && hack/realnode/base-images.sh
+  return 0
 }
 
 what="${1:-all}"
 case "$what" in
-  operator) build operator docker/operator.Dockerfile ;;
-  trainer) build trainer docker/trainer.Dockerfile ${KUBEFORGE_TORCH_INDEX_URL:+--build-arg "TORCH_INDEX_URL=$KUBEFORGE_TORCH_INDEX_URL"} ;;
-  server) build server docker/server.Dockerfile ;;
-  server-tensorrt) docker build -f docker/server-tensorrt.Dockerfile -t "$REPO/server:$TAG-tensorrt" . ;;
-  all) "$0" operator; "$0" trainer; "$0" server ;;
+  operator) prepare; build operator docker/operator.Dockerfile ;;
+  trainer) prepare; build trainer docker/trainer.Dockerfile ${KUBEFORGE_TORCH_INDEX_URL:+--build-arg "TORCH_INDEX_URL=$KUBEFORGE_TORCH_INDEX_URL"} ;;
+  server) prepare; build server docker/server.Dockerfile ;;
+  # Unbuildable here: NVIDIA's TensorRT base image is in a registry we cannot reach.
+  server-tensorrt) prepare; "${DOCKER[@]}" build -f docker/server-tensorrt.Dockerfile -t "$REPO/server:$TAG-tensorrt" . ;;
+  all) "$0" operator; "$0" server; "$0" trainer ;;
   *) echo "usage: $0 [operator|trainer|server|server-tensorrt|all]" >&2; exit 2 ;;
 esac

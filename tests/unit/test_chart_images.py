@@ -48,7 +48,9 @@ def test_the_operator_extra_and_image_stay_free_of_torch():
 
 def test_the_trainer_prebuilds_the_deepspeed_shm_op_so_no_compiler_is_needed_at_run_time():
     text = dockerfile("trainer")
-    assert "DS_BUILD_SHM_COMM=1" in text and "deepspeed==0.19.8" in text
+    # The pins come from hack/constraints.txt (the versions the tests ran with), passed with -c.
+    assert "DS_BUILD_SHM_COMM=1" in text and re.search(r"-c \./src/constraints\.txt deepspeed\b", text)
+    assert "deepspeed==0.19.8" in (REPO / "hack/constraints.txt").read_text().splitlines()
     runtime = [line for line in final_stage(text).splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in runtime if re.search(r"\b(gcc|g\+\+|build-essential|clang)\b", line)]
 
