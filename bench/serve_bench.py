@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from loadgen import run_load  # noqa: E402
 
-from tests.workload.serve_fixtures import ServerProcess, build_minilm_model, cached_model, free_port, wait_until  # noqa: E402
+from tests.waiting import wait_for  # noqa: E402
+from tests.workload.serve_fixtures import ServerProcess, build_minilm_model, cached_model, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SENTENCES = [
@@ -65,7 +66,7 @@ def in_process(model_dir: Path, runtime: str, quantize: str, cache: Path):
     return model
 
 
-def raw_model_figures(model_dir: Path, cache: Path) -> dict:
+def raw_model_figures(model_dir: Path, cache: Path, scale: float = 1.0) -> dict:
     """Raw model = what one request costs inside the server: tokenize, pad, run, softmax."""
     out = {}
     batch32 = [SENTENCES[i % len(SENTENCES)] for i in range(32)]
@@ -73,8 +74,9 @@ def raw_model_figures(model_dir: Path, cache: Path) -> dict:
         model = in_process(model_dir, runtime, quantize, cache)
         runtime += "_int8" if quantize == "int8" else ""
         cycle = iter(range(10**9))
-        out[f"{runtime}_b1_p50_ms"] = p50_ms(lambda: model.infer(model.encode([SENTENCES[next(cycle) % 12]])), 300)
-        out[f"{runtime}_b32_p50_ms"] = p50_ms(lambda: model.infer(model.encode(batch32)), 15)
+        out[f"{runtime}_b1_p50_ms"] = p50_ms(lambda: model.infer(model.encode([SENTENCES[next(cycle) % 12]])),
+                                             max(3, int(300 * scale)))
+        out[f"{runtime}_b32_p50_ms"] = p50_ms(lambda: model.infer(model.encode(batch32)), max(1, int(15 * scale)))
         del model
     return out
 
@@ -100,16 +102,16 @@ def kserve_server(python: str, model_dir: Path, tmp: Path) -> subprocess.Popen:
         except httpx.TransportError:
             return proc.poll() is not None and (_ for _ in ()).throw(AssertionError("kserve exited"))
 
-    wait_until(ready, 120, "KServe model server")
+    wait_for(ready, 120, "KServe model server", interval=0.1, max_interval=0.5)
     return proc
 
 
-def interleaved(servers: dict[str, int], concurrencies, seconds: float) -> dict[str, list[dict]]:
+def interleaved(servers: dict[str, int], concurrencies, seconds: float, warmup: float = 1.0) -> dict[str, list[dict]]:
     """A load point per server in turn at each concurrency, so a noisy neighbour hits all configs alike."""
     points: dict[str, list[dict]] = {name: [] for name in servers}
     for c in concurrencies:
         for name, port in servers.items():
-            points[name].append(run_load(port, "/v1/models/model:predict", V1, c, seconds).summary())
+            points[name].append(run_load(port, "/v1/models/model:predict", V1, c, seconds, warmup).summary())
     return points
 
 
@@ -201,25 +203,33 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="measured seconds per load point")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds for the headline figures")
     ap.add_argument("--kserve-python", default=str(Path.home() / ".cache/kubeforge/venv-kserve/bin/python"))
+    ap.add_argument("--tiny", action="store_true",
+                    help="about a second of load, one round: proves the bench still runs (make test), measures nothing")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS)
     args = ap.parse_args()
+    tiny = Tiny() if args.tiny else None
+    if tiny:
+        args.seconds, args.rounds = tiny.seconds, 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = args.results_dir
+    results.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))  # server logs, int8 cache: not results
     model_dir = cached_model("minilm-l6-seq-cls-v3", build_minilm_model)
     res: dict = {"model": "all-MiniLM-L6-v2 + 2-label head (ONNX, fp32)", "cpus": os.cpu_count(),
                  "loadavg_start": os.getloadavg()[0], "seconds_per_point": args.seconds, "rounds": args.rounds}
-    res["raw"] = raw_model_figures(model_dir, tmp)
+    res["raw"] = raw_model_figures(model_dir, tmp, tiny.scale if tiny else 1.0)
     started = [kubeforge_server(model_dir, tmp, "--max-batch-size", "32", "--max-delay-ms", "5"),
                kubeforge_server(model_dir, tmp, "--max-batch-size", "1")]
     servers = {"kubeforge_batching": started[0].port, "kubeforge_batch1": started[1].port}
     kserve = kserve_server(args.kserve_python, model_dir, tmp) if Path(args.kserve_python).exists() else None
     if kserve:
         servers["kserve"] = kserve.port
+    warmup = tiny.warmup if tiny else 1.0
     try:
         res["overhead"] = overhead_blocks(in_process(model_dir, "onnxruntime", "none", tmp),
-                                          servers["kubeforge_batching"], args.rounds)
-        res["curves"] = interleaved(servers, SWEEP, args.seconds)
-        rounds = [interleaved(servers, (32,), args.seconds) for _ in range(args.rounds)]
+                                          servers["kubeforge_batching"], args.rounds, tiny.block if tiny else 100)
+        res["curves"] = interleaved(servers, tiny.sweep if tiny else SWEEP, args.seconds, warmup)
+        rounds = [interleaved(servers, (32,), args.seconds, warmup) for _ in range(args.rounds)]
         res["c32"] = {name: median_point([r[name][0] for r in rounds]) for name in servers}
     finally:
         for server in started:
@@ -229,12 +239,18 @@ def main() -> int:
             kserve.wait(30)
     res["loadavg_end"] = os.getloadavg()[0]
     res["figures"] = figures(res)
-    plot(res["curves"], RESULTS / "serve_latency_throughput.png")
-    (RESULTS / "serve_bench.json").write_text(json.dumps(res, indent=1))
+    plot(res["curves"], results / "serve_latency_throughput.png")
+    (results / "serve_bench.json").write_text(json.dumps(res, indent=1))
     report = render(res)
-    (RESULTS / "serve_bench.md").write_text(report)
+    (results / "serve_bench.md").write_text(report)
     print(report)
     return 0
+
+
+class Tiny:
+    """--tiny: every step of the bench on a sliver of load (for make test); its figures mean nothing."""
+
+    seconds, warmup, scale, block, sweep = 0.15, 0.05, 0.02, 10, (1, 4)
 
 
 def figures(res: dict) -> dict:

@@ -7,6 +7,7 @@ exports inside the timed loop. Prints the ratio (goal >= 1.0) and writes
 bench/results/train_bench.json and train_bench.png (the two loss curves).
 
     python bench/train_bench.py [--steps 30] [--batch-size 16] [--procs 2] [--threads 1] [--repeats 2]
+    python bench/train_bench.py --tiny --results-dir DIR   # seconds: what `make test` runs so the bench cannot rot
 
 Not a timed test: run it on an otherwise idle machine; numbers from a shared one are noisy.
 """
@@ -150,12 +151,17 @@ def main() -> None:
     parser.add_argument("--zero-stage", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, mirrored order, best kept")
     parser.add_argument("--only", choices=["deepspeed", "torchrun", "hf"], help="run one of the three (for profiling)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="2 steps, 1 process, 1 repeat: proves the bench still runs (make test), measures nothing")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hf_worker:
         return hf_worker(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.tiny:
+        args.steps, args.batch_size, args.procs, args.repeats = 2, 4, 1, 1
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         runs = {"kubeforge": lambda: run_kubeforge(args, Path(tmp), "deepspeed"),
                 "kubeforgeTorchrun": lambda: run_kubeforge(args, Path(tmp), "torchrun"),
@@ -188,13 +194,13 @@ def report(args, runs: dict) -> None:
                "repeats": args.repeats,
                "zeroStage": args.zero_stage, **runs, "ratio": round(ratio, 3),
                "ratioTorchrun": round(runs["kubeforgeTorchrun"]["samplesPerSecond"] / hf, 3)}
-    (RESULTS / "train_bench.json").write_text(json.dumps(results, indent=1))
-    plot(results, RESULTS / "train_bench.png")
+    (args.results_dir / "train_bench.json").write_text(json.dumps(results, indent=1))
+    plot(results, args.results_dir / "train_bench.png")
     for name, label in (("kubeforge", f"kubeforge-train, DeepSpeed ZeRO-{args.zero_stage}"),
                         ("kubeforgeTorchrun", "kubeforge-train, torchrun (DDP)"), ("hfTrainer", "Hugging Face Trainer (DDP)")):
         print(f"{label:36s} {runs[name]['samplesPerSecond']:7.2f} samples/s over {runs[name]['seconds']:.1f} s")
     print(f"ratio kubeforge DeepSpeed / HF Trainer: {ratio:.3f} (goal >= 1.0); "
-          f"torchrun recipe / HF Trainer: {results['ratioTorchrun']:.3f}; loss curves: {RESULTS / 'train_bench.png'}")
+          f"torchrun recipe / HF Trainer: {results['ratioTorchrun']:.3f}; loss curves: {args.results_dir / 'train_bench.png'}")
 
 
 if __name__ == "__main__":
