@@ -17,8 +17,10 @@ QUANTIZE = "KUBEFORGE_QUANTIZE"  # none | int8 (ONNX Runtime on CPU)
 ENGINE_CACHE_DIR = "KUBEFORGE_ENGINE_CACHE_DIR"  # TensorRT engines, keyed by GPU, TRT version, model hash
 HOST = "KUBEFORGE_HOST"
 PORT = "KUBEFORGE_PORT"
+GRPC_PORT = "KUBEFORGE_GRPC_PORT"  # Open Inference Protocol v2 over gRPC; 0 or unset: no gRPC listener
 
 DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081  # KServe's and Triton's conventional gRPC port
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_DELAY_MS = 5
 

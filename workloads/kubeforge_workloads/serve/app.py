@@ -13,6 +13,7 @@ from .batcher import DynamicBatcher
 from .config import ServeConfig
 from .dataplane import DataPlane
 from .errors import install_error_handlers
+from .grpcserver import InferenceService, start_grpc_server
 from .hotpath import HotRoutes
 from .metrics import ServerMetrics
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -64,9 +65,16 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        grpc_server = None
+        if cfg.grpc_port:
+            service = InferenceService(app.state.dataplane, app.state.metrics)
+            grpc_server = await start_grpc_server(service, cfg.host, cfg.grpc_port, cfg.max_body_bytes)
         loader = asyncio.create_task(_load_in_background(app, model, cfg))
         yield
-        # uvicorn has drained in-flight requests by now (SIGTERM: stop accepting, finish, then lifespan).
+        # uvicorn has drained in-flight requests by now (SIGTERM: stop accepting, finish, then lifespan);
+        # gRPC calls still running get the same grace.
+        if grpc_server:
+            await grpc_server.stop(cfg.drain_timeout_s)
         loader.cancel()
         await asyncio.gather(loader, return_exceptions=True)
         if app.state.dataplane.batcher:

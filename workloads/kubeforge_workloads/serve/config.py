@@ -35,6 +35,7 @@ class ServeConfig:
     engine_cache_dir: str = ""
     host: str = "0.0.0.0"  # a pod's server must be reachable on the pod IP
     port: int = sc.DEFAULT_PORT
+    grpc_port: int = 0  # 0: HTTP only
     request_timeout_s: float = 20.0  # deadline (504); under drain_timeout_s, so a drain ends in answers
     body_timeout_s: float = 10.0  # a body not received by then: 408
     limit_concurrency: int = 1000  # connections + requests beyond this get uvicorn's 503
@@ -67,6 +68,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("--engine-cache-dir", sc.ENGINE_CACHE_DIR, help=f"TensorRT engines, int8 models [{sc.ENGINE_CACHE_DIR}]")
     opt("--host", sc.HOST, help=f"[{sc.HOST}]")
     opt("--port", sc.PORT, type=int, help=f"[{sc.PORT}]")
+    opt("--grpc-port", sc.GRPC_PORT, type=int, help=f"Open Inference Protocol v2 over gRPC on this port; 0: off [{sc.GRPC_PORT}]")
     opt("--max-texts", None, type=int, help="texts per request before 400")
     opt("--max-seq-length", None, type=int, help="tokens per text before 400 (default: the model's)")
     opt("--request-timeout-s", None, type=float, help="per-request deadline before 504")

@@ -63,7 +63,7 @@ async def ready(request: Request):
 
 @router.get("/v2", tags=["v2"])
 async def server_metadata():
-    return {"name": "kubeforge-serve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+    return v2.server_metadata()
 
 
 @router.get("/v2/models/{name}", tags=["v2"])

@@ -94,8 +94,13 @@ def request_texts(req: InferenceRequest, binary: bytes) -> list[str]:
         values = _flatten(inp.data)
     else:
         raise InvalidInput("inputs[0]: needs data or parameters.binary_data_size")
-    if int(np.prod(inp.shape)) != len(values):
-        raise InvalidInput(f"inputs[0].shape {inp.shape} does not match {len(values)} elements")
+    return texts_of(values, inp.shape)
+
+
+def texts_of(values: list, shape: list[int]) -> list[str]:
+    """The 'text' tensor's elements (bytes or str) as strings, once they match the declared shape."""
+    if int(np.prod(shape)) != len(values):
+        raise InvalidInput(f"inputs[0].shape {list(shape)} does not match {len(values)} elements")
     try:
         return [v.decode("utf-8") if isinstance(v, bytes) else _as_text(v) for v in values]
     except UnicodeDecodeError:
@@ -114,7 +119,8 @@ def _wants_binary(req: InferenceRequest, out: RequestOutput | None) -> bool:
     return bool((req.parameters or {}).get("binary_data_output", False))
 
 
-def _tensors(preds: list[Prediction], num_labels: int) -> dict[str, tuple[str, list[int], Any]]:
+def output_tensors(preds: list[Prediction], num_labels: int) -> dict[str, tuple[str, list[int], Any]]:
+    """Each output by name: (datatype, shape, values); what both the JSON and the gRPC encodings send."""
     probs = np.stack([p.probabilities for p in preds]).astype(np.float32) if preds else np.zeros((0, num_labels))
     return {
         "label": ("BYTES", [len(preds)], [p.label for p in preds]),
@@ -126,12 +132,9 @@ def _tensors(preds: list[Prediction], num_labels: int) -> dict[str, tuple[str, l
 def build_response(model_name: str, req: InferenceRequest, preds: list[Prediction],
                    num_labels: int) -> tuple[bytes, dict[str, str]]:
     """Body and extra headers; binary outputs follow the JSON header when any output asked for them."""
-    names = [o.name for o in req.outputs] if req.outputs else list(OUTPUTS)
-    unknown = [n for n in names if n not in OUTPUTS]
-    if unknown:
-        raise InvalidInput(f"outputs: unknown output {unknown[0]!r}; this model has {list(OUTPUTS)}")
+    names = requested_outputs([o.name for o in req.outputs or []])
     by_name = {o.name: o for o in req.outputs} if req.outputs else {}
-    tensors, outputs, binary = _tensors(preds, num_labels), [], b""
+    tensors, outputs, binary = output_tensors(preds, num_labels), [], b""
     for name in names:
         datatype, shape, value = tensors[name]
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
@@ -147,6 +150,18 @@ def build_response(model_name: str, req: InferenceRequest, preds: list[Predictio
     if not binary:
         return header.encode(), {}
     return header.encode() + binary, {HEADER_LENGTH: str(len(header.encode()))}
+
+
+def requested_outputs(names: list[str]) -> list[str]:
+    """The outputs to send: those named (each must exist), or all of them when none is named."""
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown:
+        raise InvalidInput(f"outputs: unknown output {unknown[0]!r}; this model has {list(OUTPUTS)}")
+    return names or list(OUTPUTS)
+
+
+def server_metadata() -> dict:
+    return {"name": "kubeforge-serve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
 
 
 def model_metadata(name: str, num_labels: int, parameters: dict) -> dict:
