@@ -37,9 +37,11 @@ def dry_run(cluster, spec: dict) -> str:
         ({"model": {"uri": "/m"}, "autoscaling": {"maxReplicas": 3, "metric": "qps"}}, "spec.autoscaling.metric"),
         ({"model": {"uri": "/m"}, "replicas": -1}, "spec.replicas"),
         ({"model": {"uri": "/m"}, "autoscaling": {"maxReplicas": 3}}, "spec.autoscaling.metric cpu needs spec.resources.cpu"),
+        ({"model": {"uri": "/m"}, "protocols": ["grpc"]}, "spec.protocols must include http"),
+        ({"model": {"uri": "/m"}, "protocols": ["http", "ws"]}, 'spec.protocols[1]: Unsupported value: "ws"'),
     ],
     ids=["uri and ref", "neither", "s3", "min above max", "tensorrt without gpu", "runtime enum", "format enum",
-         "metric enum", "negative replicas", "cpu metric without a cpu request"],
+         "metric enum", "negative replicas", "cpu metric without a cpu request", "grpc without http", "protocol enum"],
 )
 def test_invalid_spec_is_refused_naming_the_field(cluster, crds, spec, message):
     refused = dry_run(cluster, spec)
@@ -48,3 +50,4 @@ def test_invalid_spec_is_refused_naming_the_field(cluster, crds, spec, message):
 
 def test_a_valid_spec_is_accepted(cluster, crds):
     assert dry_run(cluster, {"model": {"trainingJobRef": {"name": "t"}}, "autoscaling": {"maxReplicas": 3}, "resources": {"cpu": "1"}}) == ""
+    assert dry_run(cluster, {"model": {"uri": "/m"}, "protocols": ["http", "grpc"]}) == ""

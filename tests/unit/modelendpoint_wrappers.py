@@ -58,6 +58,9 @@ class MakeEndpoint:
             auto["target"] = target
         return self.set("autoscaling", auto)
 
+    def protocols(self, *names: str) -> "MakeEndpoint":
+        return self.set("protocols", list(names))
+
     def env(self, **values: str) -> "MakeEndpoint":
         return self.set("env", [{"name": k, "value": v} for k, v in values.items()])
 

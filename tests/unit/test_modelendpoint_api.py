@@ -74,3 +74,13 @@ def test_the_models_refuse_what_the_crd_refuses(bad):
         make.set(key, value)
     with pytest.raises(ValidationError):
         make.model()
+
+
+def test_protocols_default_to_http_and_grpc_comes_on_top_of_it():
+    assert MakeEndpoint().model().protocols == ["http"]
+    assert MakeEndpoint().protocols("http", "grpc").model().protocols == ["http", "grpc"]
+    protocols = spec_schema()["properties"]["protocols"]
+    assert (protocols["items"]["enum"], protocols["x-kubernetes-list-type"]) == (["http", "grpc"], "set")
+    assert messages(protocols) == ["spec.protocols must include http (probes and metrics use it)"]
+    with pytest.raises(ValidationError):
+        MakeEndpoint().protocols("http", "websocket").model()

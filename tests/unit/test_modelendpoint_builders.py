@@ -174,6 +174,19 @@ def test_service_exposes_http_on_port_80_to_the_endpoint_pods():
     assert builders.service_url("bert", "ml") == "http://bert.ml.svc"
 
 
+def test_grpc_gets_a_container_port_the_server_env_and_an_h2c_service_port():
+    make = MakeEndpoint("bert").protocols("http", "grpc")
+    assert {"name": "grpc", "containerPort": sc.DEFAULT_GRPC_PORT, "protocol": "TCP"} in container(make)["ports"]
+    assert env(make)[sc.GRPC_PORT] == str(sc.DEFAULT_GRPC_PORT)
+    assert children(make).apply[1]["spec"]["ports"][1] == {
+        "name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}
+
+
+def test_http_only_endpoints_open_no_grpc_port():
+    assert [p["name"] for p in container(MakeEndpoint())["ports"]] == ["http"]
+    assert sc.GRPC_PORT not in env(MakeEndpoint())
+
+
 @pytest.mark.parametrize(
     "make, metric",
     [

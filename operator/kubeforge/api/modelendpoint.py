@@ -14,6 +14,7 @@ KIND = "ModelEndpoint"
 PLURAL = "modelendpoints"
 
 Runtime = Literal["auto", "tensorrt", "onnxruntime", "torch"]
+Protocol = Literal["http", "grpc"]
 
 # s3:// and friends are reserved: refused by the API server until kubeforge can fetch from them.
 _URI_RULE = (
@@ -140,6 +141,20 @@ class ModelEndpointSpec(ApiModel):
     )
     autoscaling: Autoscaling | None = None
     batching: Batching = Field(default_factory=Batching)
+    protocols: list[Protocol] = Field(
+        ["http"],
+        min_length=1,
+        max_length=2,
+        description=(
+            "Wire protocols the endpoint serves. http: /predict, KServe v1 and Open Inference Protocol v2 "
+            "over HTTP on Service port 80 (always on: the probes and metrics use it). grpc: the Open "
+            "Inference Protocol v2 gRPC service (inference.GRPCInferenceService) on Service port 8081."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [cel("'http' in self", "spec.protocols must include http (probes and metrics use it)")],
+        },
+    )
     resources: Resources = Field(default_factory=Resources)
     node_pool: NodePool | None = None
     env: list[dict[str, Any]] = Field(

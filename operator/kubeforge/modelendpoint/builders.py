@@ -15,6 +15,7 @@ from kubeforge.api.modelendpoint import ModelEndpointSpec
 LABEL = "kubeforge.io/modelendpoint"
 CONTAINER = "server"
 SERVICE_PORT = 80
+SERVICE_GRPC_PORT = sc.DEFAULT_GRPC_PORT
 ENGINE_CACHE_PATH = "/var/cache/kubeforge/engines"
 # How long a model load may take before the startup probe gives up: 60 x 10 s.
 STARTUP_PERIOD_S, STARTUP_FAILURES = 10, 60
@@ -131,7 +132,7 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
         "name": CONTAINER,
         "image": ep.image,
         "command": ["kubeforge-serve"],
-        "ports": [{"name": "http", "containerPort": sc.DEFAULT_PORT, "protocol": "TCP"}],
+        "ports": container_ports(ep.spec),
         "env": podspec.merge_env(server_env(ep, location), ep.spec.env),
         "resources": podspec.container_resources(ep.spec.resources, ep.gpu_resource),
         # The root filesystem is read-only; the server writes only to /tmp (int8 models without an
@@ -158,6 +159,13 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
     return {"metadata": {"labels": labels(ep.name), "annotations": annotations}, "spec": pod}
 
 
+def container_ports(spec: ModelEndpointSpec) -> list[dict[str, Any]]:
+    ports = [{"name": "http", "containerPort": sc.DEFAULT_PORT, "protocol": "TCP"}]
+    if "grpc" in spec.protocols:
+        ports.append({"name": "grpc", "containerPort": sc.DEFAULT_GRPC_PORT, "protocol": "TCP"})
+    return ports
+
+
 def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]:
     """The serving contract (kubeforge.servecontract) as container env."""
     values = {
@@ -175,6 +183,8 @@ def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]
         sc.HOST: "0.0.0.0",
         sc.PORT: str(sc.DEFAULT_PORT),
     }
+    if "grpc" in ep.spec.protocols:
+        values[sc.GRPC_PORT] = str(sc.DEFAULT_GRPC_PORT)
     if ep.runtime == "tensorrt":
         values[sc.ENGINE_CACHE_DIR] = ENGINE_CACHE_PATH
     return [{"name": k, "value": v} for k, v in values.items()]
@@ -211,8 +221,12 @@ def scrape_annotations() -> dict[str, str]:
 
 
 def build_service(ep: Endpoint) -> dict[str, Any]:
-    port = {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-    spec = {"type": "ClusterIP", "selector": selector_labels(ep.name), "ports": [port]}
+    ports = [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]
+    if "grpc" in ep.spec.protocols:
+        # appProtocol h2c: gRPC without TLS, so meshes and gateways route it as HTTP/2 (KEP-3726's standard name).
+        ports.append({"name": "grpc", "port": SERVICE_GRPC_PORT, "targetPort": "grpc", "protocol": "TCP",
+                      "appProtocol": "kubernetes.io/h2c"})
+    spec = {"type": "ClusterIP", "selector": selector_labels(ep.name), "ports": ports}
     return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(ep), "spec": spec}
 
 
