@@ -127,5 +127,6 @@ def validate(cfg: ServeConfig) -> str | None:
         (cfg.request_timeout_s > 0 and cfg.body_timeout_s > 0, "request-timeout-s and body-timeout-s must be > 0"),
         (cfg.limit_concurrency >= 1, "limit-concurrency must be >= 1"),
         (cfg.drain_delay_s >= 0 and cfg.drain_timeout_s >= 0, "drain-delay-s and drain-timeout-s must be >= 0"),
+        (0 <= cfg.grpc_port <= 65535 and cfg.grpc_port != cfg.port, "grpc-port must be 0 (off) or a port other than port"),
     ]
     return next((msg for ok, msg in checks if not ok), None)
