@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("kubeforge.serve")
 
@@ -33,6 +34,14 @@ class InvalidSchema(InvalidInput):
     """Valid JSON whose shape breaks the request schema (FastAPI's own 422 for body models)."""
 
     status = 422
+
+
+class NoSuchRoute(ServeError):
+    """Starlette's own 404/405 for a path or method no route serves."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message, headers=headers)
+        self.status = status
 
 
 class ModelNotFound(ServeError):
@@ -112,6 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError):
         return respond(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _no_route(request: Request, exc: StarletteHTTPException):
+        return respond(NoSuchRoute(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}",
+                                   headers=exc.headers))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError):

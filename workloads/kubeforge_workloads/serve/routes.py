@@ -26,6 +26,19 @@ def _doc(model) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}}}
 
 
+# OIP v2 takes a JSON body, or (binary tensor extension) a JSON header followed by raw tensor bytes,
+# the header's length in Inference-Header-Content-Length.
+_V2_INFER_DOC = {
+    "parameters": [{"name": v2.HEADER_LENGTH, "in": "header", "required": False,
+                    "description": "binary extension: length of the JSON header at the start of the body",
+                    "schema": {"type": "integer", "minimum": 0}}],
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": body_schema(v2.InferenceRequest)},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }},
+}
+
+
 async def _serve(request: Request, route: hotpath.Route, name: str | None) -> Response:
     """Reached only without HotRoutes in front (it answers these paths first); same handlers, same answers."""
     reply = await hotpath.answer(_plane(request), route, name, await request.body(), request.headers.get(v2.HEADER_LENGTH))
@@ -78,7 +91,8 @@ async def model_ready(name: str, request: Request):
     return {"name": name, "ready": True}
 
 
-@router.post("/v2/models/{name}/infer", tags=["v2"], summary="Open Inference Protocol v2 (JSON or binary tensors)")
+@router.post("/v2/models/{name}/infer", tags=["v2"], summary="Open Inference Protocol v2 (JSON or binary tensors)",
+             openapi_extra=_V2_INFER_DOC)
 async def v2_infer(name: str, request: Request):
     return await _serve(request, hotpath.V2_INFER, name)
 

@@ -87,6 +87,8 @@ def request_texts(req: InferenceRequest, binary: bytes) -> list[str]:
         raise InvalidInput(f"inputs[0].datatype: expected BYTES, got {inp.datatype}")
     size = (inp.parameters or {}).get("binary_data_size")
     if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInput(f"inputs[0].parameters.binary_data_size: expected a byte count, got {size!r:.60}")
         if len(binary) < size:
             raise InvalidInput("inputs[0].parameters.binary_data_size exceeds the binary data sent")
         values: list = decode_bytes_tensor(binary[:size])
