@@ -13,7 +13,7 @@ import logging
 import kopf
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# The kopf.on.event handlers registered by kubeforge.main: each call is a heartbeat.
+# The kopf.on.event handlers of kubeforge.watches and modelendpoint.refindex: each call is a heartbeat.
 HEARTBEAT_HANDLERS = ("Handler 'enqueue-", "Handler 'wake-")
 
 

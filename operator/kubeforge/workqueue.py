@@ -30,21 +30,44 @@ MAX_BACKOFF = 60.0
 class WorkQueue:
     workers: int = 4
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
-    _queue: asyncio.Queue | None = None
+    # Unbounded, so put_nowait never needs the loop: keys added before run() wait here for it.
+    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     _queued: set = field(default_factory=set)
     _running: set = field(default_factory=set)
     _dirty: set = field(default_factory=set)
     _failures: dict = field(default_factory=dict)
     _timers: dict = field(default_factory=dict)
 
+    @property
+    def depth(self) -> int:
+        """Keys waiting for a worker (what /healthz and the queue-depth gauge show)."""
+        return len(self._queued)
+
+    @property
+    def running(self) -> frozenset[Key]:
+        """Keys a worker is reconciling right now."""
+        return frozenset(self._running)
+
+    @property
+    def scheduled(self) -> int:
+        """Keys waiting for a delayed re-add (a requeue_after or a failure backoff)."""
+        return len(self._timers)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, running or scheduled."""
+        return not (self._queued or self._running or self._timers)
+
     def register(self, kind: str, reconciler: Reconciler) -> None:
         self.reconcilers[kind] = reconciler
 
     def add(self, kind: str, namespace: str, name: str, after: float = 0.0) -> None:
-        """Enqueue now, or after `after` seconds (an earlier pending timer wins). Loop thread only."""
+        """Enqueue now, or after `after` seconds (an earlier pending timer wins). Loop thread only.
+
+        Before run() the key is queued all the same and waits for the workers; a delayed add
+        needs the running event loop (asyncio raises RuntimeError without one).
+        """
         key = (kind, namespace, name)
-        if self._queue is None:
-            return  # not started yet: the initial listing enqueues everything anyway
         if after > 0:
             self._schedule(key, after)
             return
@@ -70,7 +93,6 @@ class WorkQueue:
         self.add(*key)
 
     async def run(self) -> None:
-        self._queue = asyncio.Queue()
         tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
         try:
             await asyncio.gather(*tasks)
@@ -103,7 +125,7 @@ class WorkQueue:
         start = time.monotonic()
         try:
             requeue = await asyncio.to_thread(reconciler, namespace, name)
-        except Exception as e:  # a reconciler bug or an API error: back off, never drop the key
+        except Exception:  # a reconciler bug or an API error: back off, never drop the key
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
@@ -116,5 +138,3 @@ class WorkQueue:
         metrics.RECONCILES.labels(kind=kind, result="ok").inc()
         return requeue
 
-
-QUEUE = WorkQueue()

@@ -72,8 +72,12 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in {blocked!r}:
             raise ImportError('not in the operator image: ' + name)
 sys.meta_path.insert(0, Block())
+import kopf
 from kubeforge import main
-assert main.load_controllers() == list(main.CONTROLLERS), main.load_controllers()
+from kubeforge.workqueue import WorkQueue
+queue = WorkQueue()
+main.setup(kopf.OperatorRegistry(), queue)
+assert set(queue.reconcilers) == {{"TrainingJob", "ModelEndpoint"}}, queue.reconcilers
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,28 +1,35 @@
-"""The TrainingJob -> ModelEndpoint index that lets a job's events wake exactly its endpoints."""
+"""The kopf index of ModelEndpoints by trainingJobRef, which lets a TrainingJob's events wake exactly its endpoints."""
 
 from __future__ import annotations
 
-from kubeforge.modelendpoint.refindex import RefIndex
+import asyncio
+
+from kubeforge.modelendpoint import refindex
+from kubeforge.workqueue import WorkQueue
+
+
+def indexed(namespace: str, name: str, model: dict) -> dict:
+    return refindex.endpoints_by_trainingjob(namespace=namespace, name=name, spec={"model": model})
+
+
+def test_an_endpoint_is_indexed_under_its_namespace_and_training_job():
+    assert indexed("ml", "a", {"trainingJobRef": {"name": "train"}}) == {("ml", "train"): "a"}
+
+
+def test_an_endpoint_serving_a_uri_is_indexed_under_nothing_as_an_empty_mapping():
+    # Not None: kopf keeps an object's previous entries when the index function returns None.
+    result = indexed("ml", "a", {"uri": "pvc://models/a"})
+    assert result == {} and result is not None
 
 
 def test_a_job_wakes_the_endpoints_that_reference_it_in_its_namespace_only():
-    index = RefIndex()
-    index.set("ml", "a", "train")
-    index.set("ml", "b", "train")
-    index.set("ml", "c", "other")
-    index.set("team-b", "d", "train")
-    assert index.endpoints_for("ml", "train") == ["a", "b"]
+    index = {("ml", "train"): ["b", "a"], ("ml", "other"): ["c"], ("team-b", "train"): ["d"]}
+    assert refindex.endpoints_for(index, "ml", "train") == ["a", "b"]
+    assert refindex.endpoints_for(index, "ml", "nobody") == []
 
 
-def test_an_endpoint_that_moved_to_a_uri_or_was_deleted_is_forgotten():
-    index = RefIndex()
-    index.set("ml", "a", "train")
-    index.set("ml", "a", None)
-    assert index.endpoints_for("ml", "train") == []
-
-
-def test_an_endpoint_that_switched_jobs_follows_the_new_one():
-    index = RefIndex()
-    index.set("ml", "a", "train")
-    index.set("ml", "a", "train-v2")
-    assert (index.endpoints_for("ml", "train"), index.endpoints_for("ml", "train-v2")) == ([], ["a"])
+def test_a_training_job_event_enqueues_each_endpoint_the_index_names():
+    queue = WorkQueue()
+    index = {("ml", "train"): ["a", "b"], ("ml", "other"): ["c"]}
+    asyncio.run(refindex.waker(queue)(namespace="ml", name="train", **{refindex.INDEX_ID: index}))
+    assert queue.depth == 2

@@ -1,12 +1,15 @@
-"""The work queue deduplicates keys, re-runs a key touched while in flight, and retries failures."""
+"""The work queue deduplicates keys, re-runs a key touched while in flight, retries failures, and keeps keys added before run()."""
 
 import asyncio
 import threading
+
+import pytest
 
 from kubeforge.workqueue import WorkQueue
 
 
 async def until(predicate, timeout=5.0):
+    """Poll on the event loop until `predicate` holds; fail at the deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached before the deadline"
@@ -18,7 +21,6 @@ def run_queue(scenario, reconciler, workers=2):
         queue = WorkQueue(workers=workers)
         queue.register("Thing", reconciler)
         task = asyncio.create_task(queue.run())
-        await asyncio.sleep(0)  # let run() create its queue
         try:
             await scenario(queue)
         finally:
@@ -37,14 +39,14 @@ def test_duplicate_adds_while_queued_reconcile_once():
 
     async def scenario(queue):
         queue.add("Thing", "ns", "blocker")
-        await until(lambda: ("Thing", "ns", "blocker") in queue._running)
+        await until(lambda: ("Thing", "ns", "blocker") in queue.running)
         queue.add("Thing", "ns", "blocker2")  # occupies the second worker
-        await until(lambda: len(queue._running) == 2)
+        await until(lambda: len(queue.running) == 2)
         for _ in range(3):
             queue.add("Thing", "ns", "a")
+        assert queue.depth == 1
         gate.set()
-        await until(lambda: "a" in calls)
-        await asyncio.sleep(0.1)
+        await until(lambda: queue.idle)
         assert calls.count("a") == 1
 
     run_queue(scenario, reconcile)
@@ -83,7 +85,42 @@ def test_failures_are_retried_and_requeue_after_is_honoured():
     async def scenario(queue):
         queue.add("Thing", "ns", "a")
         await until(lambda: len(calls) == 4)
-        await asyncio.sleep(0.2)
-        assert len(calls) == 4  # None: no further requeue
+        # idle means no timer is left either: None asked for no further pass.
+        await until(lambda: queue.idle)
+        assert len(calls) == 4 and queue.scheduled == 0
 
     run_queue(scenario, reconcile)
+
+
+def test_a_key_added_before_run_is_reconciled_once_the_workers_start():
+    calls = []
+
+    async def main():
+        queue = WorkQueue(workers=1)
+        queue.register("Thing", lambda ns, name: calls.append((ns, name)))
+        queue.add("Thing", "ns", "early")
+        queue.add("Thing", "ns", "early")
+        assert queue.depth == 1
+        task = asyncio.create_task(queue.run())
+        try:
+            await until(lambda: queue.idle)
+        finally:
+            task.cancel()
+
+    asyncio.run(main())
+    assert calls == [("ns", "early")]
+
+
+def test_a_delayed_add_outside_the_event_loop_is_an_error_not_a_silent_drop():
+    with pytest.raises(RuntimeError):
+        WorkQueue().add("Thing", "ns", "a", after=1.0)
+
+
+def test_a_key_waiting_for_its_requeue_is_scheduled_not_queued():
+    async def scenario(queue):
+        queue.add("Thing", "ns", "a", after=60)
+        assert (queue.depth, queue.scheduled, queue.idle) == (0, 1, False)
+        queue.add("Thing", "ns", "a", after=120)  # the earlier timer wins
+        assert queue.scheduled == 1
+
+    run_queue(scenario, lambda ns, name: None)

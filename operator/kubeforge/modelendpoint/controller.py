@@ -11,14 +11,13 @@ from typing import Any
 
 import kopf
 
-from kubeforge import API_VERSION, GROUP, VERSION, conditions, kube, metrics
+from kubeforge import API_VERSION, conditions, kube, metrics, watches
 from kubeforge.api.modelendpoint import KIND, KSTATUS_TYPES, PLURAL, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, handover, status as endpoint_status
+from kubeforge.modelendpoint import builders, handover, refindex, status as endpoint_status
 from kubeforge.modelendpoint.modelsource import resolve_model
-from kubeforge.modelendpoint.refindex import INDEX
 from kubeforge.modelendpoint.runtime import resolve_runtime
 from kubeforge.settings import SETTINGS
-from kubeforge.workqueue import QUEUE
+from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,10 @@ CHILD_KINDS = (
 def reconcile(namespace: str, name: str) -> float | None:
     endpoint = kube.get(API_VERSION, KIND, namespace, name)
     if endpoint is None or endpoint["metadata"].get("deletionTimestamp"):
-        INDEX.set(namespace, name, None)
         return None  # garbage collection removes the children through their ownerReferences
     spec = ModelEndpointSpec.model_validate(endpoint["spec"])
     previous = endpoint.get("status") or {}
     ref = spec.model.training_job_ref
-    INDEX.set(namespace, name, ref.name if ref else None)
     training_job = kube.get(API_VERSION, "TrainingJob", namespace, ref.name) if ref else None
     resolution = resolve_model(spec.model, training_job, previous.get("modelUri"))
     runtime = resolve_runtime(spec)
@@ -109,19 +106,10 @@ def write_status(endpoint: dict[str, Any], previous: dict[str, Any], new: dict[s
         kube.emit_event(endpoint, kind, changed["reason"], message)
 
 
-def _register() -> None:
-    from kubeforge import main  # imported here: main imports this module lazily
-
-    QUEUE.register(KIND, reconcile)
-    main.enqueue_on_event(KIND, PLURAL)
+def setup(registry: kopf.OperatorRegistry, queue: WorkQueue) -> None:
+    """Wire the reconciler: events on an endpoint, its children and the TrainingJob it serves enqueue it."""
+    queue.register(KIND, reconcile)
+    watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:
-        main.enqueue_owner_on_child_event(group, version, plural, builders.LABEL, KIND)
-
-    @kopf.on.event(GROUP, VERSION, "trainingjobs", id="wake-modelendpoints")
-    async def wake_endpoints(namespace: str, name: str, **_: Any) -> None:
-        """A TrainingJob changed: the endpoints serving its output re-resolve their model."""
-        for endpoint in INDEX.endpoints_for(namespace, name):
-            QUEUE.add(KIND, namespace, endpoint)
-
-
-_register()
+        watches.enqueue_owner_on_child_event(registry, queue, group, version, plural, builders.LABEL, KIND)
+    refindex.setup(registry, queue)

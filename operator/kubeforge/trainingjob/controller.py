@@ -1,7 +1,7 @@
 """The TrainingJob reconciler: reads the CR and its children, decides with status.decide, applies the Plan.
 
 Level-triggered: events on the CR, its Jobs and its pods only enqueue the key
-(kubeforge.main); each pass rebuilds everything from the API server, so an
+(setup, kubeforge.watches); each pass rebuilds everything from the API server, so an
 operator killed at any moment converges on restart with no duplicate children.
 """
 
@@ -11,12 +11,14 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from kubeforge import API_VERSION, kube, metrics, podspec
+import kopf
+
+from kubeforge import API_VERSION, kube, metrics, podspec, watches
 from kubeforge.api.trainingjob import KIND, PLURAL, TERMINAL_PHASES, TrainingJob
 from kubeforge.settings import SETTINGS
 from kubeforge.trainingjob import builders, names, observe
 from kubeforge.trainingjob.status import Plan, decide
-from kubeforge.workqueue import QUEUE
+from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +85,10 @@ def _apply_children(obj: dict[str, Any], job: TrainingJob, plan: Plan) -> None:
         kube.delete("batch/v1", "Job", namespace, stale, propagation="Background")
 
 
-def _register() -> None:
-    from kubeforge import main  # imported here: main imports this module lazily
-
-    QUEUE.register(KIND, reconcile)
-    main.enqueue_on_event(KIND, PLURAL)
-    main.enqueue_owner_on_child_event("batch", "v1", "jobs", names.JOB_LABEL, KIND)
+def setup(registry: kopf.OperatorRegistry, queue: WorkQueue) -> None:
+    """Wire the reconciler: events on a TrainingJob, its Jobs and its pods enqueue the TrainingJob."""
+    queue.register(KIND, reconcile)
+    watches.enqueue_on_event(registry, queue, KIND, PLURAL)
+    watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND)
     # Pods carry rank 0's progress annotation and the exit codes.
-    main.enqueue_owner_on_child_event("", "v1", "pods", names.JOB_LABEL, KIND)
-
-
-_register()
+    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND)
