@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -40,6 +40,26 @@ PLURALS = {
 }
 # Connect fast, but let a list of many pods take its time.
 REQUEST_TIMEOUT = (5, 30)
+
+
+
+class KubeClient(Protocol):
+    """What the reconcilers call; this module satisfies it, and unit tests pass an in-memory fake."""
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]: ...
+
+    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> bool: ...
+
+    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]: ...
+
+    def patch_merge(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+
+    def emit_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
+
 
 _client_lock = threading.Lock()
 _api_client: client.ApiClient | None = None

@@ -73,7 +73,7 @@ def test_a_job_failed_by_the_trainingjob_state_machine_explains_itself_to_the_en
     """Reads what trainingjob.status.decide really writes, so the two kinds cannot drift apart."""
     pods = [worker_pod("train", 1, 0, phase="Failed", exit_code=1), worker_pod("train", 1, 1)]
     failed_job = MakeTrainingJob().nodes(2).model()
-    plan = decide(failed_job, observe.observe("train", 1, [worker_job("train", 1, "Failed")], pods), NOW)
+    plan = decide(failed_job, observe.observe("train", None, [worker_job("train", 1, "Failed")], pods), NOW)
     r = resolve_model(JOB_REF, {"metadata": {"name": "train"}, "status": plan.status}, None)
     assert (r.reason, r.failed) == (Reason.TRAINING_JOB_FAILED, True)
     assert "worker 0 (pod train-a1-0-xyz) exited with code 1" in r.message

@@ -15,10 +15,9 @@ NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)
 
 
 def reconcile_once(wrapper: MakeTrainingJob, jobs=(), pods=(), now=NOW):
-    """One pass, as the controller runs it: adopt the newest attempt, observe, decide."""
+    """One decision on what the children show."""
     job = wrapper.model()
-    attempt = max(job.status.attempt or 1, observe.newest_attempt(list(jobs)))
-    return decide(job, observe.observe(job.name, attempt, list(jobs), list(pods)), now)
+    return decide(job, observe.observe(job.name, job.status.attempt, list(jobs), list(pods)), now)
 
 
 def then(wrapper: MakeTrainingJob, plan) -> MakeTrainingJob:
@@ -91,7 +90,7 @@ def test_a_retryable_exit_code_restarts_the_group_as_the_next_attempt():
     assert plan.status["phase"] == "Restarting"
     assert (plan.status["attempt"], plan.status["restarts"], plan.create_job) == (2, 1, 2)
     assert plan.delete_jobs == ["train-a1"]
-    assert plan.events[0][:2] == ("Warning", "Restarting") and "code 137" in plan.events[0][2]
+    assert plan.events[-1][:2] == ("Warning", "Restarting") and "code 137" in plan.events[-1][2]
 
 
 def test_a_deleted_worker_restarts_the_group():
@@ -106,6 +105,13 @@ def test_restarts_stop_at_the_backoff_limit():
     assert plan.status["phase"] == "Failed" and plan.create_job is None
     assert condition(plan, "Failed")["reason"] == "BackoffLimitExceeded"
     assert plan.status["restarts"] == 1
+
+
+def test_a_job_created_by_a_pass_that_died_before_its_status_write_is_marked_created_once():
+    plan = reconcile_once(MakeTrainingJob().nodes(2), [worker_job("train", 1)])
+    assert plan.create_job is None and condition(plan, "Created")["status"] == "True"
+    assert [e[1] for e in plan.events] == ["JobCreated"]
+    assert reconcile_once(then(MakeTrainingJob().nodes(2), plan), [worker_job("train", 1)]).events == []
 
 
 def test_the_newest_attempts_job_is_adopted_after_a_crash_before_the_status_write():

@@ -30,6 +30,13 @@ class NodePool(ApiModel):
     affinity: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("Pod affinity (core/v1 Affinity), as given."))
 
 
+class EventType(StrEnum):
+    """core/v1 Event.type: the Events the operator posts on its resources."""
+
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
 class ConditionStatus(StrEnum):
     """metav1.ConditionStatus."""
 

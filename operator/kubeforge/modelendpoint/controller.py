@@ -1,22 +1,26 @@
-"""The ModelEndpoint reconciler: read the endpoint and its TrainingJob, apply the children, write status.
+"""The ModelEndpoint reconciler shell: observe (read), decide (modelendpoint.plan, pure), apply, write status.
 
 Level-triggered (see kubeforge.workqueue): every pass rebuilds the whole picture
 from the API server, so restarts and missed events converge on the next pass.
+The client is injected (kubeforge.kube in production), so the shell is unit-tested too.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import kopf
 
-from kubeforge import API_VERSION, conditions, kube, metrics, watches
-from kubeforge.api.modelendpoint import KIND, KSTATUS_TYPES, PLURAL, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, handover, refindex, status as endpoint_status
-from kubeforge.modelendpoint.modelsource import resolve_model
-from kubeforge.modelendpoint.runtime import resolve_runtime
-from kubeforge.settings import SETTINGS
+from kubeforge import API_VERSION, conditions, kube, watches
+from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
+from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
+from kubeforge.kube import KubeClient
+from kubeforge.modelendpoint import builders, handover, refindex
+from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
+from kubeforge.settings import SETTINGS, Settings
+from kubeforge.statuswrite import patch_status_if_changed
 from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -29,86 +33,48 @@ CHILD_KINDS = (
 )
 
 
-def reconcile(namespace: str, name: str) -> float | None:
-    endpoint = kube.get(API_VERSION, KIND, namespace, name)
-    if endpoint is None or endpoint["metadata"].get("deletionTimestamp"):
+def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS) -> float | None:
+    obs = observe(client, namespace, name)
+    if obs is None:
         return None  # garbage collection removes the children through their ownerReferences
+    children = decide_children(obs, config)
+    if children is not None:
+        obs = obs.with_deployment(apply_children(client, obs, children))
+    plan = decide_status(obs, conditions.now_rfc3339(), config)
+    # Last, so a pass that fails half-way repeats the apply (decide_children keys on the status).
+    patch_status_if_changed(client, obs.endpoint, obs.previous, plan.status)
+    for type_, reason, message in plan.events:
+        client.emit_event(obs.endpoint, type_, reason, message)
+    return plan.requeue_after
+
+
+def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
+    """The endpoint, the TrainingJob it references and its Deployment; None when it is gone or going."""
+    endpoint = client.get(API_VERSION, KIND, namespace, name)
+    if endpoint is None or endpoint["metadata"].get("deletionTimestamp"):
+        return None
     spec = ModelEndpointSpec.model_validate(endpoint["spec"])
-    previous = endpoint.get("status") or {}
     ref = spec.model.training_job_ref
-    training_job = kube.get(API_VERSION, "TrainingJob", namespace, ref.name) if ref else None
-    resolution = resolve_model(spec.model, training_job, previous.get("modelUri"))
-    runtime = resolve_runtime(spec)
-    if resolution.uri and not resolution.failed:
-        # Only a spec change, or a first deployment after waiting for the model, can make an
-        # HPA or PDB unwanted or call for a replicas handover.
-        spec_changed = previous.get("observedGeneration") != endpoint["metadata"].get("generation", 1)
-        deployment = apply_children(endpoint, spec, resolution.uri, runtime, spec_changed or "url" not in previous)
-    else:
-        # Nothing (new) to deploy; a Deployment serving an earlier model stays, and is counted.
-        deployment = kube.get("apps/v1", "Deployment", namespace, name)
-    desired = endpoint_status.desired_replicas(spec, deployment)
-    new_status, recheck = endpoint_status.build_status(
-        name=name,
-        namespace=namespace,
-        generation=endpoint["metadata"].get("generation", 1),
-        resolution=resolution,
-        runtime=runtime,
-        rollout=endpoint_status.observe_rollout(deployment, desired),
-        previous=previous,
-        now=conditions.now_rfc3339(),
-        degraded_after=SETTINGS.endpoint_degraded_after_seconds,
-    )
-    write_status(endpoint, previous, new_status)
-    return min(recheck, SETTINGS.resync_seconds) if recheck is not None else SETTINGS.resync_seconds
+    training_job = client.get(API_VERSION, TRAININGJOB_KIND, namespace, ref.name) if ref else None
+    return Observed(endpoint, spec, training_job, client.get("apps/v1", "Deployment", namespace, name))
 
 
-def apply_children(
-    endpoint: dict[str, Any], spec: ModelEndpointSpec, model_uri: str, runtime: str, revisit: bool = True
-) -> dict[str, Any]:
-    """Apply every child, delete the optional ones the spec no longer wants; returns the live Deployment.
-
-    Deletes and the replicas handover cost API calls on every pass, so they run only
-    when `revisit` (the spec changed since the last status write, or nothing was deployed
-    yet; status is written after them, so a pass that died half-way repeats them).
-    """
-    meta = endpoint["metadata"]
-    image = spec.image or SETTINGS.server_image
-    initial = None
-    if spec.autoscaling and revisit:
-        initial = handover.prepare(meta["namespace"], meta["name"], spec.autoscaling.min_replicas)
-    ep = builders.Endpoint(endpoint, spec, model_uri, runtime, image, SETTINGS.gpu_resource, initial)
-    children = builders.build_children(ep)
-    applied = {child["kind"]: kube.apply(child) for child in children.apply}
-    if initial is not None:
-        handover.hand_over(applied["Deployment"])
-    for api_version, kind, child_name in children.absent if revisit else ():
-        if kube.delete(api_version, kind, meta["namespace"], child_name):
-            log.info("deleted %s %s/%s: no longer wanted by the spec", kind, meta["namespace"], child_name)
+def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan) -> dict[str, Any]:
+    """Apply the plan's children (and the replicas handover around them); returns the Deployment as applied."""
+    if plan.claim_replicas is not None:
+        client.apply(plan.claim_replicas, field_manager=handover.HANDOVER_MANAGER)
+    applied = {child["kind"]: client.apply(child) for child in plan.apply}
+    if plan.hand_over_created:
+        client.apply(handover.claim(applied["Deployment"]), field_manager=handover.HANDOVER_MANAGER)
+    for api_version, kind, child_name in plan.delete:
+        if client.delete(api_version, kind, obs.namespace, child_name):
+            log.info("deleted %s %s/%s: no longer wanted by the spec", kind, obs.namespace, child_name)
     return applied["Deployment"]
 
 
-def write_status(endpoint: dict[str, Any], previous: dict[str, Any], new: dict[str, Any]) -> None:
-    """Patch only what changed; announce every condition transition as an Event."""
-    if all(previous.get(k) == v for k, v in new.items()) and set(previous) <= set(new):
-        return
-    meta = endpoint["metadata"]
-    # A merge patch keeps keys it does not mention: null out the ones that no longer apply.
-    patch = {**{k: None for k in previous if k not in new}, **new}
-    kube.patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], patch)
-    if previous.get("phase") != new["phase"]:
-        metrics.TRANSITIONS.labels(kind=KIND, phase=new["phase"]).inc()
-    for changed in conditions.transitions(previous.get("conditions"), new["conditions"]):
-        if changed["type"] in KSTATUS_TYPES:
-            continue  # they mirror Ready; one event per transition is enough
-        kind = "Warning" if endpoint_status.is_warning(changed) else "Normal"
-        message = f"{changed['type']} is {changed['status']}: {changed['message']}"
-        kube.emit_event(endpoint, kind, changed["reason"], message)
-
-
-def setup(registry: kopf.OperatorRegistry, queue: WorkQueue) -> None:
+def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on an endpoint, its children and the TrainingJob it serves enqueue it."""
-    queue.register(KIND, reconcile)
+    queue.register(KIND, functools.partial(reconcile, client=client, config=config))
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:
         watches.enqueue_owner_on_child_event(registry, queue, group, version, plural, builders.LABEL, KIND)

@@ -5,13 +5,14 @@ gains spec.autoscaling would thus drop the Deployment to 1 replica before the
 HPA scales it back. Kubernetes' documented way out ("Transferring ownership",
 server-side apply docs): a second manager first claims the field with the same
 value, then the first manager stops sending it and the value stays.
+Pure: modelendpoint.plan decides when, the controller shell applies the claim.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kubeforge import FIELD_MANAGER, kube
+from kubeforge import FIELD_MANAGER
 
 HANDOVER_MANAGER = "kubeforge-replicas-handover"
 
@@ -35,21 +36,3 @@ def claim(deployment: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
         "spec": {"replicas": deployment["spec"]["replicas"]},
     }
-
-
-def prepare(namespace: str, name: str, min_replicas: int) -> int | None:
-    """Before kubeforge applies a Deployment without replicas: hand them over if kubeforge holds them.
-
-    Returns the replicas to create a missing Deployment with (minReplicas, so the HPA
-    does not start from 1); the caller hands those over with `hand_over` right after.
-    """
-    deployment = kube.get("apps/v1", "Deployment", namespace, name)
-    if deployment is None:
-        return min_replicas
-    if owns_replicas(deployment):
-        hand_over(deployment)
-    return None
-
-
-def hand_over(deployment: dict[str, Any]) -> None:
-    kube.apply(claim(deployment), field_manager=HANDOVER_MANAGER)

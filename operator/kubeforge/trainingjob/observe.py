@@ -45,8 +45,14 @@ def job_state(job: dict[str, Any] | None) -> str:
     return SUSPENDED if job["spec"].get("suspend") else ACTIVE
 
 
-def observe(name: str, attempt: int, jobs: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Observed:
-    """`jobs` and `pods`: every child the job label selects; only `attempt`'s count."""
+def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Observed:
+    """`jobs` and `pods`: every child the job label selects; only the current attempt's count.
+
+    The current attempt is the one status records, or a newer one whose Job exists: the
+    reconciler creates a Job before it writes status, so after a crash in between the
+    next pass adopts that Job instead of creating the attempt again.
+    """
+    attempt = max(recorded_attempt or 1, newest_attempt(jobs))
     current = next((j for j in jobs if j["metadata"]["name"] == names.worker_job(name, attempt)), None)
     older = [j["metadata"]["name"] for j in jobs if (names.attempt_of(j) or 0) < attempt and not j["metadata"].get("deletionTimestamp")]
     return Observed(
@@ -59,7 +65,7 @@ def observe(name: str, attempt: int, jobs: list[dict[str, Any]], pods: list[dict
 
 
 def newest_attempt(jobs: list[dict[str, Any]]) -> int:
-    """The highest attempt a child Job exists for: adopts one created just before an operator crash."""
+    """The highest attempt a child Job exists for."""
     return max((names.attempt_of(j) or 0 for j in jobs), default=0)
 
 

@@ -1,8 +1,9 @@
 """The TrainingJob state machine as a pure function: observed children + clock in, new status and actions out.
 
-The reconciler applies the Plan: patch status first (the attempt number lives
-there), then create / suspend / delete children, then post the events. Any crash
-between two steps is healed by the next pass, which recomputes the same Plan.
+The reconciler applies the Plan: create / suspend / delete children first, then
+patch status, then post the events. Any crash between two steps is healed by the
+next pass: observe adopts a Job created by a pass that died before its status write,
+and decide recomputes the rest.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubeforge import conditions
+from kubeforge.api.common import EventType
 from kubeforge.api.trainingjob import TERMINAL_PHASES, TrainingJob
 from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobPhase as Phase
@@ -19,7 +21,7 @@ from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.trainingjob import names, observe
 from kubeforge.trainingjob.exitcodes import attempt_failure
 
-NORMAL, WARNING = "Normal", "Warning"
+NORMAL, WARNING = EventType.NORMAL, EventType.WARNING
 
 
 @dataclass
@@ -124,6 +126,8 @@ def _run(d: _Draft) -> None:
     if _deadline_passed(d):
         return
     state = d.obs.job_state
+    if state != observe.MISSING:
+        _mark_created(d)
     if state == observe.MISSING:
         _create(d)
     elif state == observe.SUSPENDED:
@@ -152,11 +156,16 @@ def _create(d: _Draft) -> None:
     queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
     d.plan.create_job = d.obs.attempt
     d.plan.create_suspended = bool(queue)
+    _waiting(d, f"attempt {d.obs.attempt}: {_mark_created(d)}")
+
+
+def _mark_created(d: _Draft) -> str:
+    """The Created condition and its event, once; also for a Job whose creating pass died before its status write."""
     message = f"created Job {d.current_job} with {d.job.spec.nodes} workers"
     if not conditions.find(d.status.get("conditions"), Type.CREATED):
         d.condition(Type.CREATED, conditions.TRUE, Reason.JOB_CREATED, message)
         d.event(NORMAL, Reason.JOB_CREATED, message)
-    _waiting(d, f"attempt {d.obs.attempt}: {message}")
+    return message
 
 
 def _unsuspend(d: _Draft) -> None:

@@ -1,0 +1,128 @@
+"""The ModelEndpoint's decisions as pure functions: what the API server showed in, what to apply and what status to write out.
+
+The same observe → decide → apply shape as the TrainingJob's (trainingjob/status.decide),
+decided in two steps because the status reports the rollout that the apply itself starts:
+a spec change bumps the Deployment's generation, and only the object the apply returns
+shows it. So the controller runs decide_children, applies, then decide_status on the
+Deployment the apply returned, and writes status and the Plan's events last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeforge import conditions
+from kubeforge.api.common import EventType
+from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
+from kubeforge.modelendpoint import builders, handover
+from kubeforge.modelendpoint import status as endpoint_status
+from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model
+from kubeforge.modelendpoint.runtime import resolve_runtime
+from kubeforge.settings import Settings
+
+NORMAL, WARNING = EventType.NORMAL, EventType.WARNING
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One endpoint as the API server shows it; pure data for the decisions."""
+
+    endpoint: dict[str, Any]  # the ModelEndpoint as read
+    spec: ModelEndpointSpec
+    training_job: dict[str, Any] | None = None  # the referenced TrainingJob; None without a ref or when absent
+    deployment: dict[str, Any] | None = None  # the live Deployment, or the one the apply returned
+
+    @property
+    def name(self) -> str:
+        return self.endpoint["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.endpoint["metadata"]["namespace"]
+
+    @property
+    def generation(self) -> int:
+        return self.endpoint["metadata"].get("generation", 1)
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        """The status as last written."""
+        return self.endpoint.get("status") or {}
+
+    @property
+    def resolution(self) -> ModelResolution:
+        return resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
+
+    def with_deployment(self, deployment: dict[str, Any]) -> "Observed":
+        return dataclasses.replace(self, deployment=deployment)
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """What to write before status: every child to apply, in order, and what else goes with it."""
+
+    apply: list[dict[str, Any]]
+    delete: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
+    claim_replicas: dict[str, Any] | None = None  # applied as handover.HANDOVER_MANAGER before the children
+    hand_over_created: bool = False  # a new Deployment starts at minReplicas: claim them right after the apply
+
+
+@dataclass(frozen=True)
+class StatusPlan:
+    """The status to write, the Events announcing its condition transitions, and when to look again."""
+
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]]  # (type, reason, message)
+    requeue_after: float
+
+
+def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
+    """None when there is nothing (new) to deploy: a Deployment serving an earlier model stays, and is counted.
+
+    Deletes and the replicas handover cost API calls on every pass, so they are planned only
+    when the spec changed since the last status write or nothing was deployed yet (status
+    is written after them, so a pass that died half-way plans them again).
+    """
+    resolution = obs.resolution
+    if not resolution.uri or resolution.failed:
+        return None
+    revisit = obs.previous.get("observedGeneration") != obs.generation or "url" not in obs.previous
+    autoscaling = obs.spec.autoscaling if revisit else None
+    initial = autoscaling.min_replicas if autoscaling and obs.deployment is None else None
+    claim = None
+    if autoscaling and obs.deployment is not None and handover.owns_replicas(obs.deployment):
+        claim = handover.claim(obs.deployment)
+    image = obs.spec.image or config.server_image
+    ep = builders.Endpoint(obs.endpoint, obs.spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource, initial)
+    children = builders.build_children(ep)
+    return ChildPlan(children.apply, children.absent if revisit else [], claim, initial is not None)
+
+
+def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
+    desired = endpoint_status.desired_replicas(obs.spec, obs.deployment)
+    status, recheck = endpoint_status.build_status(
+        name=obs.name,
+        namespace=obs.namespace,
+        generation=obs.generation,
+        resolution=obs.resolution,
+        runtime=resolve_runtime(obs.spec),
+        rollout=endpoint_status.observe_rollout(obs.deployment, desired),
+        previous=obs.previous,
+        now=now,
+        degraded_after=config.endpoint_degraded_after_seconds,
+    )
+    requeue = min(recheck, config.resync_seconds) if recheck is not None else config.resync_seconds
+    return StatusPlan(status, transition_events(obs.previous, status), requeue)
+
+
+def transition_events(previous: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One Event per condition whose status or reason changed."""
+    events = []
+    for changed in conditions.transitions(previous.get("conditions"), new["conditions"]):
+        if changed["type"] in KSTATUS_TYPES:
+            continue  # they mirror Ready; one event per transition is enough
+        type_ = WARNING if endpoint_status.is_warning(changed) else NORMAL
+        events.append((type_, changed["reason"], f"{changed['type']} is {changed['status']}: {changed['message']}"))
+    return events

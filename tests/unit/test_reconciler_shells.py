@@ -1,0 +1,90 @@
+"""The reconciler shells against an in-memory client: what they write, and in which order."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from kubeforge.modelendpoint import controller as endpoint_controller
+from kubeforge.settings import Settings
+from kubeforge.trainingjob import controller as job_controller
+from tests.unit.fake_kube import FakeKube
+from tests.unit.modelendpoint_wrappers import MakeEndpoint
+from tests.unit.trainingjob_wrappers import MakeTrainingJob
+
+CONFIG = Settings()
+
+
+def reconcile_job(kube: FakeKube, name: str = "train") -> float | None:
+    return job_controller.reconcile("ml", name, client=kube, config=CONFIG)
+
+
+def reconcile_endpoint(kube: FakeKube, name: str = "mep") -> float | None:
+    return endpoint_controller.reconcile("ml", name, client=kube, config=CONFIG)
+
+
+def test_a_new_trainingjob_gets_its_children_then_a_pending_status_and_one_event():
+    kube = FakeKube(MakeTrainingJob().nodes(2).obj())
+    reconcile_job(kube)
+    assert "Job" in kube.kinds() and "Service" in kube.kinds()
+    assert kube.get("", "TrainingJob", "ml", "train")["status"]["phase"] == "Pending"
+    assert [reason for _, reason, _ in kube.events] == ["JobCreated"]
+
+
+def test_a_trainingjob_pass_that_finds_nothing_changed_writes_nothing():
+    kube = FakeKube(MakeTrainingJob().nodes(2).obj())
+    reconcile_job(kube)  # creates the Job
+    reconcile_job(kube)  # sees it: 0/2 workers ready
+    before, patches, events = kube.versions(), len(kube.status_patches), len(kube.events)
+    reconcile_job(kube)
+    assert kube.versions() == before
+    assert (len(kube.status_patches), len(kube.events)) == (patches, events)
+
+
+def test_a_trainingjob_status_is_written_only_after_its_job_was_applied():
+    kube = FakeKube(MakeTrainingJob().nodes(2).obj(), failing_kinds=("Job",))
+    with pytest.raises(ApiException):
+        reconcile_job(kube)
+    assert kube.status_patches == [] and kube.events == []
+
+
+def test_a_gone_trainingjob_is_left_to_garbage_collection():
+    kube = FakeKube()
+    assert reconcile_job(kube) is None and kube.objects == {}
+
+
+def test_a_new_endpoint_gets_its_children_then_a_status_naming_its_model():
+    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    reconcile_endpoint(kube)
+    assert {"Deployment", "Service"} <= set(kube.kinds())
+    status = kube.get("", "ModelEndpoint", "ml", "mep")["status"]
+    assert (status["phase"], status["modelUri"]) == ("Deploying", "pvc://models/run-1")
+    assert ("Normal", "ModelResolved") in [(t, r) for t, r, _ in kube.events]
+
+
+def test_an_endpoint_pass_that_finds_nothing_changed_writes_nothing():
+    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    reconcile_endpoint(kube)
+    before, patches, events = kube.versions(), len(kube.status_patches), len(kube.events)
+    reconcile_endpoint(kube)
+    assert kube.versions() == before
+    assert (len(kube.status_patches), len(kube.events)) == (patches, events)
+
+
+def test_an_endpoint_status_is_written_only_after_its_deployment_was_applied():
+    kube = FakeKube(MakeEndpoint().obj(), failing_kinds=("Deployment",))
+    with pytest.raises(ApiException):
+        reconcile_endpoint(kube)
+    assert kube.status_patches == [] and kube.events == []
+
+
+def test_an_endpoint_turns_ready_when_its_deployment_reports_every_replica_ready():
+    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    reconcile_endpoint(kube)
+    deployment = kube.get("apps/v1", "Deployment", "ml", "mep")
+    deployment["status"] = {"observedGeneration": deployment["metadata"]["generation"], "replicas": 2,
+                            "updatedReplicas": 2, "readyReplicas": 2}
+    kube.store(deployment)
+    reconcile_endpoint(kube)
+    assert kube.get("", "ModelEndpoint", "ml", "mep")["status"]["phase"] == "Ready"
+    assert ("Normal", "AllReplicasReady") in [(t, r) for t, r, _ in kube.events]
