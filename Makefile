@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig crds crds-check \
+.PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
         test test-unit test-integration test-workload demo bench bench-train bench-serve \
         images kind-up kind-e2e kind-down clean
 
@@ -35,6 +35,9 @@ cluster-status:  ## show the local cluster
 
 cluster-kubeconfig:  ## print the local cluster's kubeconfig path
 	@hack/cluster.sh kubeconfig
+
+cluster-check: venv binaries  ## check that the local cluster behaves as a real one (scheduling, Jobs, CEL, GC)
+	@hack/cluster.sh check
 
 crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
 	@$(PY) -m kubeforge.crds

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "workloads"), str(REPO / "operator")]
+
+from kubeforge.localhost import free_port  # noqa: E402  (after the path setup)
 RESULTS = REPO / "bench" / "results"
 MAX_SEQ_LENGTH = 128
 LEARNING_RATE = 5e-5
@@ -35,12 +36,6 @@ SEED = 42
 def dataset_size(args) -> int:
     # Enough rows that the timed steps stay inside one epoch (no epoch-end evaluation in the loop).
     return int((args.steps + 2) * args.batch_size * args.procs / 0.8) + 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_kubeforge(args, workdir: Path, launcher: str) -> dict:

@@ -7,6 +7,7 @@
 #   hack/cluster.sh down        delete the cluster and its state
 #   hack/cluster.sh status      is it up? nodes by pool
 #   hack/cluster.sh kubeconfig  print the kubeconfig path
+#   hack/cluster.sh check       up, then check that it behaves as a real cluster (hack/cluster-check/)
 #
 # Env: KUBEFORGE_CACHE (binary cache root), KUBEFORGE_CLUSTER_NAME (default
 # kubeforge), KUBEFORGE_NO_BUILD=1 (fail with exit 3 instead of building
@@ -162,10 +163,17 @@ status() {
   fi
 }
 
+check() {  # the cluster's own tests: scheduling by GPU pools and taints, Jobs, CEL, garbage collection
+  # Their `cluster` fixture runs `cluster.sh up` itself (not from here: this shell would hold the up lock).
+  local py="${KUBEFORGE_VENV:-$CACHE/venv}/bin/python"
+  cd "$HERE/.." && KUBEFORGE_REQUIRE_CLUSTER=1 KUBEFORGE_CLUSTER_NAME="$NAME" "$py" -m pytest -q -p no:cacheprovider "$HERE/cluster-check"
+}
+
 case "${1:-}" in
   up) up ;;
   down) delete; log "cluster $NAME deleted" ;;
   status) status ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  check) check ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|check" >&2; exit 2 ;;
 esac

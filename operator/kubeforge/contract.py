@@ -159,15 +159,19 @@ def _int(name: str, value: str) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
 
 
-def omp_threads(cpu_limit: float | None, nproc_per_node: int) -> int | None:
-    """Threads per local process: the pod's CPU limit shared by its processes (at least 1).
+def threads_per_process(cores: float, processes: int) -> int:
+    """OMP threads for each of `processes` sharing `cores`: an equal share, at least 1.
 
     Left unset, each process spawns one thread per host core and DDP on the CPU runs
-    about 3x slower from oversubscription.
+    about 3x slower from oversubscription. The one rule for the operator (a pod's CPU
+    limit), the node agent (the cores it finds) and `kubeforge run --local`.
     """
-    if not cpu_limit:
-        return None
-    return max(1, int(cpu_limit // max(1, nproc_per_node)))
+    return max(1, int(cores // max(1, processes)))
+
+
+def omp_threads(cpu_limit: float | None, nproc_per_node: int) -> int | None:
+    """What the operator injects: the pod's CPU limit shared by its processes; None without a limit."""
+    return threads_per_process(cpu_limit, nproc_per_node) if cpu_limit else None
 
 
 def progress_record(step: int, total_steps: int, loss: float | None, epoch: float | None = None) -> dict:

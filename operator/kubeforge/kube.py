@@ -10,13 +10,13 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubeforge import FIELD_MANAGER
+from kubeforge.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,7 @@ def patch_merge(api_version: str, kind: str, namespace: str, name: str, patch: d
 def emit_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
     """A core/v1 Event on `obj` (shown by kubectl describe); failures are logged, never raised."""
     meta = obj["metadata"]
-    now = datetime.now(timezone.utc)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now_rfc3339()
     event = {
         "apiVersion": "v1",
         "kind": "Event",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,14 @@ from typing import TextIO
 import yaml
 
 from kubeforge.api.trainingjob import KIND, TrainingJob
-from kubeforge.contract import LaunchEnv
+from kubeforge.contract import LaunchEnv, threads_per_process
+from kubeforge.localhost import free_port, usable_cores
 from kubeforge.localprocs import stop_processes
 from kubeforge.localreport import NodeResults, ProgressPrinter, pod_exit_code, print_result
 from kubeforge.trainingjob.env import launch_env
-from kubeforge.trainingjob.pod import deepspeed_config_json
+from kubeforge.trainingjob.pod import deepspeed_config_json, trainer_args
 
 TRAINER_MODULE = "kubeforge_workloads.train.cli"
-STOP_GRACE_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def local_launch_envs(job: TrainingJob, workdir: Path, port: int, cores: int, ou
     """One LaunchEnv per worker: the operator's, with local addresses, paths and thread counts."""
     base = launch_env(job, attempt)
     procs = base.nnodes * base.nproc_per_node
-    threads = max(1, cores // procs)
+    threads = threads_per_process(cores, procs)
     model_dir = Path(output).resolve() if output else workdir / "model"
     shared = dataclasses.replace(
         base,
@@ -92,19 +91,7 @@ def local_launch_envs(job: TrainingJob, workdir: Path, port: int, cores: int, ou
 
 def worker_command(job: TrainingJob) -> list[str]:
     """kubeforge-train with the pod's arguments (the user's command after --, as the pod builder passes it)."""
-    spec = job.spec
-    args = ["--", *spec.command, *(spec.args or [])] if spec.command else list(spec.args or [])
-    return [sys.executable, "-m", TRAINER_MODULE, *args]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def local_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return [sys.executable, "-m", TRAINER_MODULE, *trainer_args(job.spec)]
 
 
 def prepare_workdir(job: TrainingJob, workdir: Path, resume: bool = False) -> None:
@@ -136,7 +123,7 @@ def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path, extr
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
     """SIGTERM to each node agent (as the kubelet does), a grace period, then SIGKILL its whole session."""
-    stop_processes(procs, STOP_GRACE_S, kill_group=True)
+    stop_processes(procs, kill_group=True)
 
 
 def wait_for_workers(procs: list[subprocess.Popen], printer: ProgressPrinter, poll_s: float = 0.5) -> NodeResults:
@@ -162,7 +149,7 @@ def run_local(path: str, over: Overrides, workdir: Path | None = None, out: Text
     job = apply_overrides(load_trainingjob(path), over, has_gpu=os.path.exists("/dev/nvidia0"))
     workdir = (workdir or Path("kubeforge-local") / job.name).resolve()
     prepare_workdir(job, workdir, over.resume)
-    envs = local_launch_envs(job, workdir, free_port(), local_cores(), over.output)
+    envs = local_launch_envs(job, workdir, free_port(), usable_cores(), over.output)
     first = envs[0]
     print(f"kubeforge: running TrainingJob {job.name} locally: {first.nnodes} node(s) x {first.nproc_per_node} "
           f"process(es), launcher {first.launcher}, {first.omp_num_threads} thread(s) each; logs in {workdir}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from tests.integration.clusterkit import Cluster, wait_for
@@ -96,3 +97,9 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def env_of(deployment: Any) -> dict[str, str]:
     return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
+
+
+@pytest.fixture(name="kit")
+def kit_fixture(cluster, namespace, operator) -> Kit:
+    """A kit in a fresh namespace with the operator running; test modules import it."""
+    return Kit(cluster, namespace)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from kubeforge.localhost import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KUBEFORGE_CACHE", Path.home() / ".cache" / "kubeforge"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kubectl_binary() -> str:

@@ -8,17 +8,12 @@ import pytest
 
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import READY
-from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
+from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of, kit_fixture  # noqa: F401 (the fixture `kit`)
 from tests.integration.operator_fixture import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
 H100 = {"nodeSelector": {"kubeforge.io/pool": "h100"}}
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator) -> Kit:  # noqa: F811
-    return Kit(cluster, namespace)
 
 
 def test_gpu_endpoint_lands_on_the_tainted_gpu_pool_and_goes_ready(kit: Kit):

@@ -9,16 +9,11 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.clusterkit import wait_for
-from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of
+from tests.integration.modelendpoint_kit import Kit, condition, endpoint, env_of, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
 
 REF = {"trainingJobRef": {"name": "train"}}
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator) -> Kit:  # noqa: F811
-    return Kit(cluster, namespace)
 
 
 def succeed(kit: Kit, model_uri: str) -> None:

@@ -8,16 +8,9 @@ import json
 import pytest
 
 from tests.integration.clusterkit import KubectlError, wait_for
-from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job
+from tests.integration.trainingjob_kit import condition, fake_job, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator):  # noqa: F811
-    kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
-    return kit
 
 
 def test_a_worker_killed_with_137_restarts_the_group_as_attempt_two(kit):

@@ -8,16 +8,9 @@ import pytest
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import wait_for
-from tests.integration.trainingjob_kit import SUMMARY, TrainingJobKit, condition, fake_job
+from tests.integration.trainingjob_kit import SUMMARY, condition, fake_job, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator):  # noqa: F811
-    kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
-    return kit
 
 
 def test_workers_land_on_the_chosen_pool_with_the_rendezvous_env_and_dns(kit):

@@ -7,16 +7,9 @@ import json
 import pytest
 
 from tests.integration.clusterkit import wait_for
-from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job, reconciles
+from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job, reconciles, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator):  # noqa: F811
-    kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
-    return kit
 
 
 def versions(kit: TrainingJobKit, name: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from tests.integration import fakepods
@@ -110,3 +111,11 @@ def reconciles(operator) -> float:
     _, body = http_get(operator.metrics_url)
     prefix = 'kubeforge_operator_reconciles_total{kind="TrainingJob",result="ok"}'
     return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
+
+
+@pytest.fixture(name="kit")
+def kit_fixture(cluster, namespace, operator) -> TrainingJobKit:
+    """A kit in a fresh namespace, the operator running and the trainer's ClusterRole in place; test modules import it."""
+    kit = TrainingJobKit(cluster, namespace)
+    kit.ensure_trainer_role()
+    return kit

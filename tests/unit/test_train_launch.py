@@ -3,7 +3,7 @@
 import sys
 
 from kubeforge.contract import LaunchEnv
-from kubeforge_workloads.train.launch import (WORKER_MODULE, base_env, omp_threads, process_env, target_command,
+from kubeforge_workloads.train.launch import (WORKER_MODULE, base_env, node_omp_threads, process_env, target_command,
                                               torchrun_command)
 
 
@@ -22,8 +22,8 @@ def test_each_local_process_gets_its_global_rank_and_the_rendezvous():
 
 
 def test_omp_threads_share_the_cores_unless_the_operator_set_them():
-    assert omp_threads({"OMP_NUM_THREADS": "7"}, local_procs=4) == "7"
-    assert int(omp_threads({}, local_procs=10**6)) == 1
+    assert node_omp_threads({"OMP_NUM_THREADS": "7"}, local_procs=4) == "7"
+    assert int(node_omp_threads({}, local_procs=10**6)) == 1
 
 
 def test_on_cpu_deepspeed_is_told_to_use_its_cpu_accelerator_and_the_hub_is_off():

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from kubeforge import conditions
 from kubeforge.api.trainingjob import TrainingJob
 from kubeforge.trainingjob import observe
-from kubeforge.trainingjob.status import decide, rfc3339
+from kubeforge.timestamps import rfc3339
+from kubeforge.trainingjob.status import decide
 from tests.unit.trainingjob_wrappers import MakeTrainingJob, worker_job, worker_pod
 
 NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)

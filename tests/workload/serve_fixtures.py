@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from kubeforge import servecontract as sc
+from kubeforge.localhost import free_port
 from tests.waiting import wait_for
 
 TINY_LABELS = ["negative", "neutral", "positive"]
@@ -28,12 +28,6 @@ MODEL_CACHE = Path(os.environ.get("KUBEFORGE_TEST_MODELS", Path.home() / ".cache
 _WORDS = ("the a an is was it this that movie film great good bad terrible fine ok service food day night "
           "and or not very really love hate kubeforge test text hello world of in to for with on "
           "one two three four five six seven eight nine ten").split()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_vocab(path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeforge.contract import LaunchEnv
+from kubeforge.localhost import free_port
 
 # Small enough for 2 shared cores, big enough that MiniLM clearly learns the task.
 TINY_RECIPE = {
@@ -30,12 +30,6 @@ TINY_RECIPE = {
     "seed": 42,
 }
 ACCURACY_THRESHOLD = 0.85
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

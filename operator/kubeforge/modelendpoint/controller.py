@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from kubeforge import API_VERSION, conditions, kube, watches
+from kubeforge import API_VERSION, kube, watches
 from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
 from kubeforge.kube import KubeClient
@@ -21,6 +21,7 @@ from kubeforge.modelendpoint import builders, handover, refindex
 from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
+from kubeforge.timestamps import now_rfc3339
 from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
     children = decide_children(obs, config)
     if children is not None:
         obs = obs.with_deployment(apply_children(client, obs, children))
-    plan = decide_status(obs, conditions.now_rfc3339(), config)
+    plan = decide_status(obs, now_rfc3339(), config)
     # Last, so a pass that fails half-way repeats the apply (decide_children keys on the status).
     patch_status_if_changed(client, obs.endpoint, obs.previous, plan.status)
     for type_, reason, message in plan.events:

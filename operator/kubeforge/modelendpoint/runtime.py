@@ -13,7 +13,8 @@ def resolve_runtime(spec: ModelEndpointSpec) -> str:
     Resolved here, not only in the server, so `kubectl get mep` shows the runtime
     before a pod starts. Mirrors kubeforge_workloads.serve.runtime.resolve_runtime,
     which makes the same choice from what the pod finds (format huggingface has no
-    ONNX file to hand to TensorRT or ONNX Runtime).
+    ONNX file to hand to TensorRT or ONNX Runtime); tests/unit/test_modelendpoint_runtime.py
+    checks that the two agree on every spec.
     """
     if spec.runtime != "auto":
         return spec.runtime

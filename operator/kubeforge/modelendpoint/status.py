@@ -7,7 +7,6 @@ kubeforge.api.modelendpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from kubeforge import conditions as cond
@@ -17,6 +16,7 @@ from kubeforge.api.modelendpoint import ModelEndpointPhase as Phase
 from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
 from kubeforge.modelendpoint import builders, modelsource
 from kubeforge.modelendpoint.modelsource import ModelResolution
+from kubeforge.timestamps import parse_rfc3339
 
 # The Deployment controller's own (apps/v1) condition type and reasons, as it reports them.
 DEPLOYMENT_PROGRESSING = "Progressing"
@@ -104,11 +104,7 @@ def seconds_not_ready(previous: dict[str, Any], now: str) -> float:
     ready = cond.find(previous.get("conditions"), Type.READY)
     if not ready or ready.get("status") != cond.FALSE:
         return 0.0
-    return max(0.0, (_parse(now) - _parse(ready["lastTransitionTime"])).total_seconds())
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return max(0.0, (parse_rfc3339(now) - parse_rfc3339(ready["lastTransitionTime"])).total_seconds())
 
 
 def build_status(

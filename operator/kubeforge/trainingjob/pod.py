@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from kubeforge import contract, podspec, storage
-from kubeforge.api.trainingjob import TrainingJob
+from kubeforge.api.trainingjob import TrainingJob, TrainingJobSpec
 from kubeforge.settings import Settings
 from kubeforge.trainingjob import names
 from kubeforge.trainingjob.env import checkpoint_location, launch_env
@@ -58,13 +58,18 @@ def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict
         # A crash before the summary is written still explains itself in the status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    args = ["--", *spec.command, *(spec.args or [])] if spec.command else list(spec.args or [])
+    args = trainer_args(spec)
     if args:
         container["args"] = args
     resources = podspec.container_resources(spec.resources, settings.gpu_resource)
     if resources:
         container["resources"] = resources
     return container
+
+
+def trainer_args(spec: TrainingJobSpec) -> list[str]:
+    """kubeforge-train's arguments: the user's command and args after `--`, or the args alone for the recipe."""
+    return ["--", *spec.command, *(spec.args or [])] if spec.command else list(spec.args or [])
 
 
 def worker_env(job: TrainingJob, attempt: int) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobPhase as Phase
 from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.trainingjob import names, observe
+from kubeforge.timestamps import parse_rfc3339, rfc3339
 from kubeforge.trainingjob.exitcodes import attempt_failure
 
 NORMAL, WARNING = EventType.NORMAL, EventType.WARNING
@@ -69,14 +70,6 @@ class _Draft:
         return names.worker_job(self.job.name, self.obs.attempt)
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def decide(job: TrainingJob, obs: observe.Observed, now: datetime) -> Plan:
     """The whole reconcile decision for one TrainingJob."""
     status = job.status.to_wire()
@@ -97,7 +90,7 @@ def _finished(d: _Draft) -> None:
     if d.status["phase"] == Phase.FAILED and d.obs.job_state in (observe.ACTIVE, observe.SUSPENDED):
         d.plan.delete_jobs.append(d.current_job)
     ttl = d.job.spec.run_policy.ttl_seconds_after_finished
-    finished = parse_time(d.status.get("completionTime"))
+    finished = parse_rfc3339(d.status.get("completionTime"))
     if ttl is None or finished is None:
         return
     due = finished + timedelta(seconds=ttl)
@@ -144,7 +137,7 @@ def _deadline_passed(d: _Draft) -> bool:
     limit = d.job.spec.run_policy.active_deadline_seconds
     if limit is None:
         return False
-    due = parse_time(d.status["startTime"]) + timedelta(seconds=limit)
+    due = parse_rfc3339(d.status["startTime"]) + timedelta(seconds=limit)
     if d.now < due:
         d.plan.requeue((due - d.now).total_seconds())
         return False
@@ -232,7 +225,7 @@ def _check_stall(d: _Draft) -> None:
     limit = d.job.spec.run_policy.progress_deadline_seconds
     if limit is None:
         return
-    due = parse_time(d.status["lastProgressTime"]) + timedelta(seconds=limit)
+    due = parse_rfc3339(d.status["lastProgressTime"]) + timedelta(seconds=limit)
     if d.now < due:
         d.plan.requeue((due - d.now).total_seconds())
         return

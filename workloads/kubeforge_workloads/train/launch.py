@@ -18,31 +18,27 @@ import sys
 import tempfile
 
 from kubeforge import contract
-from kubeforge.contract import LaunchEnv
+from kubeforge.contract import LaunchEnv, threads_per_process
+from kubeforge.localhost import usable_cores
 from kubeforge.localprocs import stop_processes
 
 from .failures import EXIT_NOTE_DIR, noted_exit_code
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "kubeforge_workloads.train.worker"
-STOP_GRACE_S = 15.0
 
 
-def omp_threads(env: dict, local_procs: int) -> str:
-    """OMP threads per local process: the operator's value, else this machine's cores shared out.
-
-    Left unset, every process spawns one thread per core and CPU training oversubscribes.
-    """
+def node_omp_threads(env: dict, local_procs: int) -> str:
+    """OMP threads per local process: the operator's value, else this node's cores shared out (contract.threads_per_process)."""
     if env.get(contract.OMP_NUM_THREADS):
         return env[contract.OMP_NUM_THREADS]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return str(max(1, cores // max(1, local_procs)))
+    return str(threads_per_process(usable_cores(), local_procs))
 
 
 def base_env(launch: LaunchEnv, env: dict, has_gpu: bool) -> dict:
     """The env every local process (or torchrun) inherits."""
     out = dict(env)
-    out[contract.OMP_NUM_THREADS] = omp_threads(env, launch.nproc_per_node)
+    out[contract.OMP_NUM_THREADS] = node_omp_threads(env, launch.nproc_per_node)
     out.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local path; never reach for the Hub
     out.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not has_gpu:
@@ -132,7 +128,7 @@ def supervise(procs: list[subprocess.Popen], poll_s: float = 0.2) -> int:
 
 def stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM, a grace period (waited on, not slept), then SIGKILL."""
-    stop_processes(procs, STOP_GRACE_S)
+    stop_processes(procs)
 
 
 def _forward_stop_signals(procs: list[subprocess.Popen]) -> None:

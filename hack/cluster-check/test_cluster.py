@@ -1,6 +1,9 @@
 """The local cluster is a real one: the scheduler places GPU pods by resources,
 node selectors and taints, the Job and Deployment controllers run their
 workloads, CRDs enforce CEL rules, and the garbage collector follows owners.
+
+It checks the cluster, not kubeforge, so it is not one of kubeforge's tests:
+`hack/cluster.sh check` (or `make cluster-check`) runs it.
 """
 from __future__ import annotations
 
