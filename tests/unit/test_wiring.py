@@ -43,13 +43,18 @@ def test_no_module_but_the_entry_points_imports_kubeforge_main():
     assert offenders == []
 
 
+# Public APIs that only look private: os._exit is how a forked or signalled process leaves at once.
+PUBLIC_DESPITE_THE_UNDERSCORE = {"os._exit"}
+
+
 def test_no_code_outside_the_work_queue_reads_another_objects_private_attributes():
     offenders = []
     for path in python_files("operator", "workloads", "tests"):
-        if path.name == "workqueue.py":
+        if path.name == "workqueue.py" or path.stem.endswith(("_pb2", "_pb2_grpc")):  # protoc writes those
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                owner_is_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                if not owner_is_self and ast.unparse(node) not in PUBLIC_DESPITE_THE_UNDERSCORE:
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(node)}")
     assert offenders == []
