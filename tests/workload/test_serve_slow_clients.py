@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 
 pytest_plugins = ["tests.workload.serve_fixtures"]
@@ -33,3 +34,69 @@ def test_a_body_not_received_in_time_is_a_408_and_the_connection_closes(start_se
     assert head.startswith(b"HTTP/1.1 408")
     assert b"connection: close" in head.lower()
     assert b"request body not received within 1 s" in body
+
+
+SLOW_CLIENTS = 200  # half stuck in their headers, half in their bodies
+SAMPLES = 60  # sequential requests per latency measurement: p95 is the 3rd slowest
+ROUNDS = 3  # a 2-core machine shared with other work is noisy: the best of three rounds counts
+
+
+def _slow_headers(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return sock
+
+
+def _p95_ms(client: httpx.Client) -> float:
+    times = []
+    for i in range(SAMPLES):
+        resp = client.post("/predict", json={"texts": [f"an ordinary request, number {i}"]})
+        assert resp.status_code == 200, resp.text
+        times.append(resp.elapsed.total_seconds() * 1000)
+    return sorted(times)[int(0.95 * SAMPLES) - 1]
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def _still_waiting(sock: socket.socket) -> bool:
+    """No answer yet: the server still holds this connection open, reading."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b"x"  # never: any byte is an answer, b"" a close
+    except BlockingIOError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_slowloris_connections_do_not_slow_other_clients_and_memory_stays_bounded(start_server, tiny_model_dir):
+    # A long batching delay: were a slow upload counted as in flight, each request would wait it out
+    # for company that never comes.
+    server = start_server(tiny_model_dir, "--max-delay-ms", "250", "--body-timeout-s", "600")
+    ratios, rss_growth = [], []
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(ROUNDS):
+            baseline = _p95_ms(client)
+            rss_before = _rss_mib(server.proc.pid)
+            attackers = [_slow_headers(server.port) for _ in range(SLOW_CLIENTS // 2)] + \
+                        [_slow_upload(server.port) for _ in range(SLOW_CLIENTS // 2)]
+            try:
+                client.post("/predict", json={"text": "after them"})  # the server has seen them by now
+                for sock in attackers:
+                    sock.sendall(b"a")  # ... and they are still dribbling
+                attacked = _p95_ms(client)
+                rss_growth.append(_rss_mib(server.proc.pid) - rss_before)
+                assert all(_still_waiting(sock) for sock in attackers), "the slow clients were let go"
+            finally:
+                for sock in attackers:
+                    sock.close()
+            ratios.append(attacked / baseline)
+            if ratios[-1] <= 2:
+                break
+    print(f"\nslowloris: {SLOW_CLIENTS} slow clients, p95 ratio {min(ratios):.2f} (rounds {ratios}), "
+          f"server RSS growth {max(rss_growth):.1f} MiB")
+    assert min(ratios) <= 2, f"p95 under slowloris / baseline: {ratios}"
+    assert max(rss_growth) < 50, f"server RSS grew {rss_growth} MiB"
