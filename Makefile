@@ -65,7 +65,7 @@ bench: bench-train bench-serve  ## all benchmarks (ratios + PNG plots in bench/r
 bench-train: venv  ## DeepSpeed recipe vs Hugging Face Trainer, samples/s ratio
 	@$(PY) bench/train_bench.py
 
-bench-serve: venv  ## server overhead, batching, vs KServe, ONNX Runtime vs torch
+bench-serve: venv  ## kubeforge-serve vs KServe, Ray Serve, BentoML (their venvs made on first run), gRPC, overhead
 	@$(PY) bench/serve_bench.py
 
 images:  ## build the operator, trainer and server images (root: starts its own dockerd; Debian-made bases)

@@ -23,6 +23,8 @@ class LoadResult:
         return self.requests / self.seconds
 
     def pct(self, q: float) -> float:
+        if not len(self.latencies):  # nothing finished inside the window (a --tiny point at high concurrency)
+            return float("nan")
         return float(np.percentile(self.latencies, q)) * 1000.0  # ms
 
     def summary(self) -> dict:
@@ -44,13 +46,23 @@ class Connection:
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
         self.writer.write(head + body)
         status_line = await self.reader.readline()
-        length = 0
+        length, chunked = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
             if name.lower() == "content-length":
                 length = int(value)
-        payload = await self.reader.readexactly(length)
+            elif name.lower() == "transfer-encoding":
+                chunked = "chunked" in value.lower()  # Ray Serve's proxy streams its answers
+        payload = await self._chunks() if chunked else await self.reader.readexactly(length)
         return int(status_line.split()[1]), payload
+
+    async def _chunks(self) -> bytes:
+        parts = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()  # the CRLF after each chunk
+        await self.reader.readline()  # the CRLF after the last (empty) chunk
+        return b"".join(parts)
 
     def close(self):
         if self.writer:
@@ -91,3 +103,57 @@ def run_load(port: int, path: str, payloads: list[dict], concurrency: int, secon
              warmup: float = 1.0) -> LoadResult:
     bodies = [json.dumps(p).encode() for p in payloads]
     return asyncio.run(_run(port, path, bodies, concurrency, seconds, warmup))
+
+
+async def _grpc_worker(stub, requests, deadline, warm_until, latencies, counts, offset):
+    import grpc
+
+    i = offset
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        try:
+            await stub.ModelInfer(requests[i % len(requests)])
+            ok = True
+        except grpc.aio.AioRpcError:
+            ok = False
+        i += 1
+        if start < warm_until:
+            continue
+        if ok:
+            latencies.append(time.perf_counter() - start)
+        else:
+            counts["errors"] += 1
+
+
+async def _run_grpc(port, requests, concurrency, seconds, warmup):
+    import grpc
+
+    from kubeforge_workloads.serve.protocol.grpc import inference_pb2_grpc as pb_grpc
+
+    latencies: list[float] = []
+    counts = {"errors": 0}
+    # One HTTP/2 connection carrying every stream, as one gRPC client channel does.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        t0 = time.perf_counter()
+        warm_until, deadline = t0 + warmup, t0 + warmup + seconds
+        await asyncio.gather(*(_grpc_worker(stub, requests, deadline, warm_until, latencies, counts, k)
+                               for k in range(concurrency)))
+        measured = time.perf_counter() - warm_until
+    return LoadResult(concurrency, len(latencies), counts["errors"], measured, np.array(latencies))
+
+
+def infer_request(text: str):
+    """A ModelInferRequest for one text, built as tritonclient.grpc builds it (BYTES in raw_input_contents)."""
+    from kubeforge_workloads.serve.protocol import v2
+    from kubeforge_workloads.serve.protocol.grpc import inference_pb2 as pb
+
+    req = pb.ModelInferRequest(model_name="model")
+    req.inputs.add(name="text", datatype="BYTES", shape=[1])
+    req.raw_input_contents.append(v2.encode_bytes_tensor([text.encode()]))
+    return req
+
+
+def run_grpc_load(port: int, texts: list[str], concurrency: int, seconds: float, warmup: float = 1.0) -> LoadResult:
+    """Closed-loop Open Inference Protocol v2 ModelInfer calls over gRPC, one text each."""
+    return asyncio.run(_run_grpc(port, [infer_request(t) for t in texts], concurrency, seconds, warmup))

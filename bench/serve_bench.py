@@ -1,12 +1,22 @@
-"""kubeforge-serve benchmarks, side by side on one machine and one ONNX model (MiniLM-L6 classifier).
+"""kubeforge-serve against the servers people pick, side by side in one run, one ONNX model (MiniLM-L6 classifier).
 
-(a) server overhead: end-to-end p50 at concurrency 1 minus the raw model p50, as a fraction of model time
-(b) throughput at concurrency 32, dynamic batching vs maxBatchSize 1, and the p95 ratio
-(c) kubeforge-serve vs KServe's Python model server wrapping the same ONNX Runtime session, concurrency 32
-(d) ONNX Runtime vs torch eager, in-process, batch 1 and batch 32
+Servers, all started here, all answering {"instances": [text]} with the same model and ONNX Runtime options:
+  kubeforge         kubeforge-serve, dynamic batching (maxBatchSize 32, maxDelayMs 5), HTTP; the same
+                    process also serves gRPC (kubeforge_grpc: Open Inference Protocol v2 ModelInfer)
+  kubeforge_batch1  kubeforge-serve with maxBatchSize 1 (what batching buys)
+  kserve            KServe's Python model server (no batching of its own)
+  ray               Ray Serve, @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+  bentoml           BentoML, adaptive batching (max_batch_size=32)
+Peers run in venvs of their own that bench/servers.py makes; a peer that cannot run stops the bench.
 
-Prints the ratios, writes bench/results/serve_bench.{json,md} and serve_latency_throughput.png.
-Usage: python bench/serve_bench.py [--seconds 5] [--kserve-python ~/.cache/kubeforge/venv-kserve/bin/python]
+Measured: cold start (process start to the first answer) and idle RSS, each server started alone;
+then all running: throughput and p50/p95/p99 at concurrency 1, 4, 16, 32, 64 (load points interleaved
+across servers, so a noisy neighbour hits all alike), headline medians of --rounds rounds at c1 and
+c32 with peak RSS under c32; the overhead at c1 with a per-stage breakdown; in-process model figures.
+Writes bench/results/serve_bench.{json,md} and serve_latency_throughput.png (see serve_report.py).
+
+    python bench/serve_bench.py [--seconds 2] [--rounds 5]
+    python bench/serve_bench.py --tiny --results-dir DIR     # seconds of everything (make test)
 """
 
 from __future__ import annotations
@@ -14,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "workloads"), str(REPO / "operator")]
 
-from loadgen import run_load  # noqa: E402
+import serve_report  # noqa: E402
+from loadgen import run_grpc_load, run_load  # noqa: E402
+from servers import PEERS, PeakRss, Server, kubeforge_launch, peer_launch  # noqa: E402
 
-from tests.waiting import wait_for  # noqa: E402
-from tests.workload.serve_fixtures import ServerProcess, build_minilm_model, cached_model, free_port  # noqa: E402
+from tests.workload.serve_fixtures import build_minilm_model, cached_model  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SENTENCES = [
@@ -42,7 +51,21 @@ SENTENCES = [
 ]
 V1 = [{"instances": [s]} for s in SENTENCES]
 V2 = [{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [s]}]} for s in SENTENCES]
-SWEEP = (1, 4, 16, 32)
+SWEEP = (1, 4, 16, 32, 64)
+BATCHING = ("--max-batch-size", "32", "--max-delay-ms", "5")
+
+
+class Plan:
+    """How much of everything: the full bench, or --tiny (every step on a sliver of load, for make test)."""
+
+    def __init__(self, args):
+        tiny = args.tiny
+        self.seconds = 0.15 if tiny else args.seconds
+        self.warmup = 0.05 if tiny else 1.0
+        self.rounds = 1 if tiny else args.rounds
+        self.sweep = (1, 4) if tiny else SWEEP
+        self.scale = 0.02 if tiny else 1.0  # of the in-process iteration counts
+        self.block = 10 if tiny else 100  # sequential calls per overhead block
 
 
 def p50_ms(fn, iterations: int) -> float:
@@ -66,7 +89,7 @@ def in_process(model_dir: Path, runtime: str, quantize: str, cache: Path):
     return model
 
 
-def raw_model_figures(model_dir: Path, cache: Path, scale: float = 1.0) -> dict:
+def raw_model_figures(model_dir: Path, cache: Path, scale: float) -> dict:
     """Raw model = what one request costs inside the server: tokenize, pad, run, softmax."""
     out = {}
     batch32 = [SENTENCES[i % len(SENTENCES)] for i in range(32)]
@@ -79,47 +102,6 @@ def raw_model_figures(model_dir: Path, cache: Path, scale: float = 1.0) -> dict:
         out[f"{runtime}_b32_p50_ms"] = p50_ms(lambda: model.infer(model.encode(batch32)), max(1, int(15 * scale)))
         del model
     return out
-
-
-def kubeforge_server(model_dir: Path, tmp: Path, *flags: str) -> ServerProcess:
-    server = ServerProcess(model_dir, tmp / f"kubeforge-{len(flags)}-{time.time_ns()}.log",
-                           ["--log-level", "warning", *flags])
-    return server.start().wait_ready()
-
-
-def kserve_server(python: str, model_dir: Path, tmp: Path) -> subprocess.Popen:
-    import httpx
-
-    port = free_port()
-    log = open(tmp / "kserve.log", "wb")
-    proc = subprocess.Popen([python, str(REPO / "bench" / "kserve_server.py"), str(model_dir / "onnx"), str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": ""})
-    proc.port = port
-
-    def ready():
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/v1/models/model", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return proc.poll() is not None and (_ for _ in ()).throw(AssertionError("kserve exited"))
-
-    wait_for(ready, 120, "KServe model server", interval=0.1, max_interval=0.5)
-    return proc
-
-
-def interleaved(servers: dict[str, int], concurrencies, seconds: float, warmup: float = 1.0) -> dict[str, list[dict]]:
-    """A load point per server in turn at each concurrency, so a noisy neighbour hits all configs alike."""
-    points: dict[str, list[dict]] = {name: [] for name in servers}
-    for c in concurrencies:
-        for name, port in servers.items():
-            points[name].append(run_load(port, "/v1/models/model:predict", V1, c, seconds, warmup).summary())
-    return points
-
-
-def median_point(points: list[dict]) -> dict:
-    keys = ("throughput_rps", "p50_ms", "p95_ms")
-    return {"concurrency": points[0]["concurrency"], "rounds": len(points),
-            **{k: round(float(np.median([p[k] for p in points])), 2) for k in keys},
-            "errors": sum(p["errors"] for p in points)}
 
 
 class BlockingPoster:
@@ -146,166 +128,154 @@ class BlockingPoster:
         return int(header.split()[1])
 
 
-def overhead_blocks(model, port: int, rounds: int = 5, block: int = 100) -> dict:
+def stage_calls(model) -> dict:
+    """One request's server-side stages, called as the v2 handler calls them (serve/hotpath.py v2_infer)."""
+    from kubeforge_workloads.serve.dataplane import Prediction
+    from kubeforge_workloads.serve.protocol import v2
+
+    bodies = [json.dumps(p).encode() for p in V2]
+    parsed = [v2.parse_request(b, None) for b in bodies]
+    texts = [v2.request_texts(req, binary) for req, binary in parsed]
+    encoded = [model.encode(t) for t in texts]
+    probs = model.infer(encoded[0])
+    preds = [Prediction(model.labels[int(p.argmax())], float(p.max()), p) for p in probs]
+    return {
+        "parse_ms": lambda i: v2.request_texts(*v2.parse_request(bodies[i], None)),
+        "tokenize_ms": lambda i: model.encode(texts[i]),
+        "model_ms": lambda i: model.infer(encoded[i]),
+        "respond_ms": lambda i: v2.build_response("model", parsed[i][0], preds, len(model.labels)),
+    }
+
+
+def overhead_blocks(model, port: int, rounds: int, block: int) -> dict:
     """Raw in-process p50 vs end-to-end p50 at concurrency 1, in alternating blocks of sequential calls.
 
     Blocks (not single pairs) keep each path in its steady state (alternating call by call leaves
     the server's caches cold after every raw call); alternating blocks still share the machine's noise.
+    The server-side stages are timed in-process the same way; what e2e spends beyond them is the
+    transport: socket, HTTP parsing, the ASGI app and its middleware, the batcher's hand-off.
     """
     client = BlockingPoster(port)
     bodies = [json.dumps(p).encode() for p in V2]
-    raw, e2e = [], []
+    stages = stage_calls(model)
+    times: dict[str, list[float]] = {name: [] for name in ("raw_ms", "e2e_ms", *stages)}
+
+    def timed(name, fn, i, keep):
+        start = time.perf_counter()
+        fn(i % len(SENTENCES))
+        if keep:  # round 0 warms every path up
+            times[name].append(time.perf_counter() - start)
+
     for r in range(rounds + 1):
         for i in range(block):
-            start = time.perf_counter()
-            model.infer(model.encode([SENTENCES[i % len(SENTENCES)]]))
-            if r:  # round 0 warms both paths up
-                raw.append(time.perf_counter() - start)
+            timed("raw_ms", lambda k: model.infer(model.encode([SENTENCES[k]])), i, r)
         for i in range(block):
-            start = time.perf_counter()
-            status = client.post("/v2/models/model/infer", bodies[i % len(bodies)])
-            if r and status == 200:
-                e2e.append(time.perf_counter() - start)
+            timed("e2e_ms", lambda k: client.post("/v2/models/model/infer", bodies[k]), i, r)
+        for name, fn in stages.items():
+            for i in range(block):
+                timed(name, fn, i, r)
     client.sock.close()
-    return {"raw_p50_ms": round(float(np.median(raw)) * 1000, 3), "e2e_p50_ms": round(float(np.median(e2e)) * 1000, 3),
-            "samples": len(raw), "rounds": rounds}
+    p50 = {name: round(float(np.median(t)) * 1000, 3) for name, t in times.items()}
+    server_side = p50["parse_ms"] + p50["tokenize_ms"] + p50["model_ms"] + p50["respond_ms"]
+    return {**p50, "transport_ms": round(p50["e2e_ms"] - server_side, 3), "samples": len(times["raw_ms"]),
+            "rounds": rounds, "block": block}
 
 
-def at(points: list[dict], concurrency: int) -> dict:
-    return next(p for p in points if p["concurrency"] == concurrency)
+def load_targets(servers: dict[str, Server]) -> dict:
+    """Name -> fn(concurrency, seconds, warmup) -> summary: what the interleaved load points call."""
+    targets = {}
+    for name, server in servers.items():
+        launch = server.launch
+        targets[name] = (lambda c, s, w, port=launch.port, path=launch.path:
+                         run_load(port, path, V1, c, s, w).summary())
+        if launch.grpc_port:
+            targets[f"{name}_grpc"] = (lambda c, s, w, port=launch.grpc_port:
+                                       run_grpc_load(port, SENTENCES, c, s, w).summary())
+    return targets
 
 
-def plot(curves: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
+def interleaved(targets: dict, servers: dict[str, Server], concurrencies, plan: Plan) -> dict[str, list[dict]]:
+    """A load point per target in turn at each concurrency; at c32 each point records its server's peak RSS."""
+    points: dict[str, list[dict]] = {name: [] for name in targets}
+    for c in concurrencies:
+        for name, run in targets.items():
+            server = servers[name.removesuffix("_grpc")]
+            with PeakRss(server) as rss:
+                point = run(c, plan.seconds, plan.warmup)
+            points[name].append({**point, "peak_rss_mb": round(rss.peak, 1)})
+    return points
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, points in curves.items():
-        x = [p["throughput_rps"] for p in points]
-        (line,) = ax.plot(x, [p["p50_ms"] for p in points], marker="o", label=f"{name} p50")
-        ax.plot(x, [p["p95_ms"] for p in points], marker="x", linestyle="--", alpha=0.5, color=line.get_color(),
-                label=f"{name} p95")
-        for p in points:
-            ax.annotate(f"c{p['concurrency']}", (p["throughput_rps"], p["p50_ms"]), fontsize=7)
-    ax.set_xlabel("throughput (requests/s, one text each)")
-    ax.set_ylabel("latency (ms)")
-    ax.set_yscale("log")
-    ax.set_title("kubeforge-serve, MiniLM-L6 on ONNX Runtime CPU (2 shared cores)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def cold_starts(launches: dict, log_dir: Path) -> dict:
+    """Each server started alone: process start to first answer, then its RSS idle after a few requests."""
+    out = {}
+    for name, launch in launches.items():
+        server = Server(launch, log_dir).wait_answering()
+        run_load(launch.port, launch.path, V1, 1, 0.5, 0.0)
+        time.sleep(1.0)  # let the post-load allocations settle before reading idle memory
+        out[name] = {"cold_start_s": round(server.cold_start_s, 2), "idle_rss_mb": round(server.rss_mb(), 1)}
+        server.stop()
+        print(f"[serve bench] {name}: ready in {out[name]['cold_start_s']} s, idle {out[name]['idle_rss_mb']} MiB",
+              flush=True)
+    return out
+
+
+def median_point(points: list[dict]) -> dict:
+    keys = ("throughput_rps", "p50_ms", "p95_ms", "p99_ms")
+    out = {"concurrency": points[0]["concurrency"], "rounds": len(points),
+           **{k: round(float(np.median([p[k] for p in points])), 2) for k in keys},
+           "errors": sum(p["errors"] for p in points)}
+    if "peak_rss_mb" in points[0]:
+        out["peak_rss_mb"] = max(p["peak_rss_mb"] for p in points)
+    return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="measured seconds per load point")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds for the headline figures")
-    ap.add_argument("--kserve-python", default=str(Path.home() / ".cache/kubeforge/venv-kserve/bin/python"))
-    ap.add_argument("--tiny", action="store_true",
-                    help="about a second of load, one round: proves the bench still runs (make test), measures nothing")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers (default: all)")
+    ap.add_argument("--tiny", action="store_true", help="seconds of everything: proves the bench still runs")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     args = ap.parse_args()
-    tiny = Tiny() if args.tiny else None
-    if tiny:
-        args.seconds, args.rounds = tiny.seconds, 1
+    plan = Plan(args)
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        raise SystemExit(f"unknown peers {sorted(unknown)}; known: {PEERS}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = args.results_dir
-    results.mkdir(parents=True, exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))  # server logs, int8 cache: not results
+    began = time.perf_counter()
     model_dir = cached_model("minilm-l6-seq-cls-v3", build_minilm_model)
     res: dict = {"model": "all-MiniLM-L6-v2 + 2-label head (ONNX, fp32)", "cpus": os.cpu_count(),
-                 "loadavg_start": os.getloadavg()[0], "seconds_per_point": args.seconds, "rounds": args.rounds}
-    res["raw"] = raw_model_figures(model_dir, tmp, tiny.scale if tiny else 1.0)
-    started = [kubeforge_server(model_dir, tmp, "--max-batch-size", "32", "--max-delay-ms", "5"),
-               kubeforge_server(model_dir, tmp, "--max-batch-size", "1")]
-    servers = {"kubeforge_batching": started[0].port, "kubeforge_batch1": started[1].port}
-    kserve = kserve_server(args.kserve_python, model_dir, tmp) if Path(args.kserve_python).exists() else None
-    if kserve:
-        servers["kserve"] = kserve.port
-    warmup = tiny.warmup if tiny else 1.0
+                 "loadavg_start": os.getloadavg(), "seconds_per_point": plan.seconds, "rounds": plan.rounds,
+                 "tiny": args.tiny}
+    launches = {"kubeforge": kubeforge_launch("kubeforge", model_dir, *BATCHING, grpc=True),
+                **{p: peer_launch(p, model_dir / "onnx", tmp) for p in peers}}
+    res["startup"] = cold_starts(launches, tmp)
+    res["raw"] = raw_model_figures(model_dir, tmp, plan.scale)
+    launches["kubeforge_batch1"] = kubeforge_launch("kubeforge_batch1", model_dir, "--max-batch-size", "1")
+    servers: dict[str, Server] = {}
     try:
-        res["overhead"] = overhead_blocks(in_process(model_dir, "onnxruntime", "none", tmp),
-                                          servers["kubeforge_batching"], args.rounds, tiny.block if tiny else 100)
-        res["curves"] = interleaved(servers, tiny.sweep if tiny else SWEEP, args.seconds, warmup)
-        rounds = [interleaved(servers, (32,), args.seconds, warmup) for _ in range(args.rounds)]
-        res["c32"] = {name: median_point([r[name][0] for r in rounds]) for name in servers}
+        for name, launch in launches.items():
+            servers[name] = Server(launch, tmp).wait_answering()
+        targets = load_targets(servers)
+        res["overhead"] = overhead_blocks(in_process(model_dir, "onnxruntime", "none", tmp), servers["kubeforge"].port,
+                                          plan.rounds, plan.block)
+        res["curves"] = interleaved(targets, servers, plan.sweep, plan)
+        headline = [interleaved(targets, servers, (1, 32), plan) for _ in range(plan.rounds)]
+        res["c1"] = {name: median_point([r[name][0] for r in headline]) for name in targets}
+        res["c32"] = {name: median_point([r[name][1] for r in headline]) for name in targets}
     finally:
-        for server in started:
-            server.terminate()
-        if kserve:
-            kserve.terminate()
-            kserve.wait(30)
-    res["loadavg_end"] = os.getloadavg()[0]
-    res["figures"] = figures(res)
-    plot(res["curves"], results / "serve_latency_throughput.png")
-    (results / "serve_bench.json").write_text(json.dumps(res, indent=1))
-    report = render(res)
-    (results / "serve_bench.md").write_text(report)
-    print(report)
+        for server in servers.values():
+            server.stop()
+    res["loadavg_end"] = os.getloadavg()
+    res["bench_seconds"] = round(time.perf_counter() - began, 1)
+    res["figures"] = serve_report.figures(res, peers)
+    serve_report.write(res, args.results_dir)
+    print((args.results_dir / "serve_bench.md").read_text())
     return 0
-
-
-class Tiny:
-    """--tiny: every step of the bench on a sliver of load (for make test); its figures mean nothing."""
-
-    seconds, warmup, scale, block, sweep = 0.15, 0.05, 0.02, 10, (1, 4)
-
-
-def figures(res: dict) -> dict:
-    raw, over, c32 = res["raw"], res["overhead"], res["c32"]
-    b32, b1 = c32["kubeforge_batching"], c32["kubeforge_batch1"]
-    f = {
-        "a_overhead_fraction": (over["e2e_p50_ms"] - over["raw_p50_ms"]) / over["raw_p50_ms"],
-        "b_throughput_ratio": b32["throughput_rps"] / b1["throughput_rps"],
-        "b_p95_ratio": b32["p95_ms"] / b1["p95_ms"],
-        # What the model alone allows: texts/s of one batch-32 call over texts/s of batch-1 calls.
-        "b_model_cap": raw["onnxruntime_b1_p50_ms"] * 32 / raw["onnxruntime_b32_p50_ms"],
-        "d_ort_vs_torch_b1": raw["torch_b1_p50_ms"] / raw["onnxruntime_b1_p50_ms"],
-        "d_ort_vs_torch_b32": raw["torch_b32_p50_ms"] / raw["onnxruntime_b32_p50_ms"],
-        "e_int8_vs_fp32_b1": raw["onnxruntime_b1_p50_ms"] / raw["onnxruntime_int8_b1_p50_ms"],
-        "e_int8_vs_fp32_b32": raw["onnxruntime_b32_p50_ms"] / raw["onnxruntime_int8_b32_p50_ms"],
-    }
-    if "kserve" in c32:
-        f["c_throughput_vs_kserve"] = b32["throughput_rps"] / c32["kserve"]["throughput_rps"]
-        f["c_p95_vs_kserve"] = b32["p95_ms"] / c32["kserve"]["p95_ms"]
-    return {k: round(v, 3) for k, v in f.items()}
-
-
-def render(res: dict) -> str:
-    f, raw, over = res["figures"], res["raw"], res["overhead"]
-    lines = [
-        "# kubeforge-serve bench", "",
-        f"model: {res['model']}; {res['cpus']} CPUs; load average {res['loadavg_start']:.1f} -> "
-        f"{res['loadavg_end']:.1f}; {res['seconds_per_point']} s per load point; headline figures are medians "
-        f"of {res['rounds']} interleaved rounds", "",
-        f"(a) overhead: e2e p50 {over['e2e_p50_ms']:.2f} ms vs raw model p50 {over['raw_p50_ms']:.2f} ms "
-        f"-> {100 * f['a_overhead_fraction']:.1f} % of model time (goal <= 10 %)",
-        f"(b) batching at c32: {f['b_throughput_ratio']:.2f}x throughput, p95 {f['b_p95_ratio']:.2f}x "
-        "of maxBatchSize 1 (goal >= 3x at p95 <= 1.5x); the model alone caps it at "
-        f"{f['b_model_cap']:.2f}x (32 x raw b1 p50 / raw b32 p50, in-process)",
-    ]
-    if "c_throughput_vs_kserve" in f:
-        lines.append(f"(c) vs KServe at c32: {f['c_throughput_vs_kserve']:.2f}x throughput, "
-                     f"p95 {f['c_p95_vs_kserve']:.2f}x of KServe's (goal >= 2x at <= 1x)")
-    else:
-        lines.append("(c) KServe venv not found: not measured")
-    lines += [
-        f"(d) ONNX Runtime vs torch eager: {f['d_ort_vs_torch_b1']:.2f}x at batch 1, "
-        f"{f['d_ort_vs_torch_b32']:.2f}x at batch 32 (goal >= 1.8x)",
-        f"(e) int8 vs fp32 ONNX Runtime (CPU): {f['e_int8_vs_fp32_b1']:.2f}x at batch 1, "
-        f"{f['e_int8_vs_fp32_b32']:.2f}x at batch 32", "",
-        "| config | c | rps | p50 ms | p95 ms | errors |", "|---|---|---|---|---|---|",
-    ]
-    for name, points in [*res["curves"].items(), *((f"{n} (median)", [p]) for n, p in res["c32"].items())]:
-        for p in points:
-            lines.append(f"| {name} | {p['concurrency']} | {p['throughput_rps']} | {p['p50_ms']} | "
-                         f"{p['p95_ms']} | {p['errors']} |")
-    lines += ["", f"raw model (in-process): {json.dumps({k: round(v, 2) for k, v in raw.items()})}",
-              f"overhead: {over['rounds']} alternating blocks of 100 raw calls / 100 sequential HTTP requests",
-              "PNG: bench/results/serve_latency_throughput.png", ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
