@@ -1,4 +1,5 @@
-"""Slow clients cost the server a connection, not its latency: a body that does not arrive in time is a 408."""
+"""Slow clients cost the server a connection for a bounded time, not its latency nor unbounded memory:
+headers that never end get a 431, headers or a body that do not arrive in time end the connection (408)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,26 @@ def test_a_body_not_received_in_time_is_a_408_and_the_connection_closes(start_se
     assert head.startswith(b"HTTP/1.1 408")
     assert b"connection: close" in head.lower()
     assert b"request body not received within 1 s" in body
+
+
+def test_headers_not_complete_in_time_end_the_connection(start_server, tiny_model_dir):
+    server = start_server(tiny_model_dir, "--header-timeout-s", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as silent, \
+            _slow_headers(server.port) as slow:
+        assert _response(silent) == b"" and _response(slow) == b""  # closed without an answer
+
+
+def test_endless_headers_get_a_431_instead_of_growing_the_server(start_server, tiny_model_dir):
+    server = start_server(tiny_model_dir, "--max-header-bytes", "8192")
+    with _slow_headers(server.port) as sock:
+        try:
+            for i in range(1000):  # 1 MB of headers, unless the server stops reading first
+                sock.sendall(b"a" * 1000 + b"\r\nX-More-%d: " % i)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw = _response(sock)
+    assert raw.startswith(b"HTTP/1.1 431")
+    assert b"request headers exceed 8192 bytes" in raw
 
 
 SLOW_CLIENTS = 200  # half stuck in their headers, half in their bodies
@@ -75,7 +96,7 @@ def _still_waiting(sock: socket.socket) -> bool:
 def test_slowloris_connections_do_not_slow_other_clients_and_memory_stays_bounded(start_server, tiny_model_dir):
     # A long batching delay: were a slow upload counted as in flight, each request would wait it out
     # for company that never comes.
-    server = start_server(tiny_model_dir, "--max-delay-ms", "250", "--body-timeout-s", "600")
+    server = start_server(tiny_model_dir, "--max-delay-ms", "250", "--header-timeout-s", "600", "--body-timeout-s", "600")
     ratios, rss_growth = [], []
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for _ in range(ROUNDS):

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
+    from .httpprotocol import bounded_httptools
 
     try:
         app = create_app(cfg)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     plane = app.state.dataplane
     server = draining_server(uvicorn.Config(
         app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
-        limit_concurrency=cfg.limit_concurrency,
+        http=bounded_httptools(cfg.max_header_bytes, cfg.header_timeout_s), limit_concurrency=cfg.limit_concurrency,
         # After the drain delay uvicorn closes the listener, lets in-flight requests finish up to this long, then exits.
         timeout_graceful_shutdown=cfg.drain_timeout_s,
     ), on_drain=lambda: setattr(plane, "draining", True), drain_delay_s=cfg.drain_delay_s)

@@ -37,6 +37,8 @@ class ServeConfig:
     port: int = sc.DEFAULT_PORT
     grpc_port: int = 0  # 0: HTTP only
     request_timeout_s: float = 20.0  # deadline (504); under drain_timeout_s, so a drain ends in answers
+    header_timeout_s: float = 10.0  # a request's headers not complete by then: connection closed
+    max_header_bytes: int = 64 * 1024  # 431 above this
     body_timeout_s: float = 10.0  # a body not received by then: 408
     limit_concurrency: int = 1000  # connections + requests beyond this get uvicorn's 503
     drain_delay_s: float = sc.DEFAULT_DRAIN_DELAY_S  # after SIGTERM: readiness 503, still serving
@@ -72,6 +74,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("--max-texts", None, type=int, help="texts per request before 400")
     opt("--max-seq-length", None, type=int, help="tokens per text before 400 (default: the model's)")
     opt("--request-timeout-s", None, type=float, help="per-request deadline before 504")
+    opt("--header-timeout-s", None, type=float, help="time to receive a request's headers before closing")
+    opt("--max-header-bytes", None, type=int, help="431 above this")
     opt("--body-timeout-s", None, type=float, help="time to receive a request body before 408")
     opt("--limit-concurrency", None, type=int, help="connections and requests before uvicorn answers 503")
     opt("--drain-delay-s", None, type=float, help="after SIGTERM: readiness fails, requests still served")
@@ -124,7 +128,8 @@ def validate(cfg: ServeConfig) -> str | None:
         (cfg.max_body_bytes >= 1024, "max-body-bytes must be >= 1024"),
         (cfg.max_texts >= 1, "max-texts must be >= 1"),
         (cfg.max_seq_length is None or cfg.max_seq_length >= 2, "max-seq-length must be >= 2"),
-        (cfg.request_timeout_s > 0 and cfg.body_timeout_s > 0, "request-timeout-s and body-timeout-s must be > 0"),
+        (min(cfg.request_timeout_s, cfg.header_timeout_s, cfg.body_timeout_s) > 0, "timeouts must be > 0"),
+        (cfg.max_header_bytes >= 1024, "max-header-bytes must be >= 1024"),
         (cfg.limit_concurrency >= 1, "limit-concurrency must be >= 1"),
         (cfg.drain_delay_s >= 0 and cfg.drain_timeout_s >= 0, "drain-delay-s and drain-timeout-s must be >= 0"),
         (0 <= cfg.grpc_port <= 65535 and cfg.grpc_port != cfg.port, "grpc-port must be 0 (off) or a port other than port"),
