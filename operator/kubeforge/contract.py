@@ -38,8 +38,24 @@ TERMINATION_LOG = "TERMINATION_MESSAGE_PATH"
 PROGRESS_FILE = "KUBEFORGE_PROGRESS_FILE"  # local runs: progress JSON lines go here
 POD_NAME = "KUBEFORGE_POD_NAME"  # downward API; the trainer annotates its own pod
 POD_NAMESPACE = "KUBEFORGE_POD_NAMESPACE"
+POD_IP = "KUBEFORGE_POD_IP"  # downward API status.podIP (127.0.0.1 locally): the address Ray binds and advertises
+# launcher ray (RayEnv): ports every node uses, and the head's settings.
+RAY_PORT = "KUBEFORGE_RAY_PORT"  # the head's GCS: workers join <MASTER_ADDR>:<this>, the driver gets RAY_ADDRESS
+RAY_CLIENT_PORT = "KUBEFORGE_RAY_CLIENT_PORT"  # the head's Ray Client server (ray://)
+RAY_NODE_MANAGER_PORT = "KUBEFORGE_RAY_NODE_MANAGER_PORT"  # every node's raylet; the pods' readiness probe
+RAY_DASHBOARD_PORT = "KUBEFORGE_RAY_DASHBOARD_PORT"  # set only when spec.ray.dashboard is on
+RAY_NUM_CPUS = "KUBEFORGE_RAY_NUM_CPUS"
+RAY_OBJECT_STORE_MEMORY = "KUBEFORGE_RAY_OBJECT_STORE_MEMORY"  # bytes
+RAY_START_ARGS = "KUBEFORGE_RAY_START_ARGS"  # JSON list of the user's extra `ray start` arguments
+RAY_VERSION = "KUBEFORGE_RAY_VERSION"  # the version every node must have; unset: no check
+RAY_JOIN_TIMEOUT = "KUBEFORGE_RAY_JOIN_TIMEOUT_SECONDS"
 
 DEFAULT_MASTER_PORT = 29500
+DEFAULT_RAY_PORT = 6379
+DEFAULT_RAY_CLIENT_PORT = 10001
+DEFAULT_RAY_NODE_MANAGER_PORT = 6380
+DEFAULT_RAY_DASHBOARD_PORT = 8265
+DEFAULT_RAY_JOIN_TIMEOUT_S = 300
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The kubelet keeps at most 4096 bytes of a termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -52,6 +68,47 @@ PROGRESS_ANNOTATION = "kubeforge.io/progress"
 # Kubernetes sets this annotation on every pod of an Indexed Job; NODE_RANK reads it
 # through the downward API, so one pod template serves all indexes.
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+@dataclass(frozen=True)
+class RayEnv:
+    """launcher ray: how each pod's Ray node starts; rank 0 is the head, the driver runs there."""
+
+    port: int = DEFAULT_RAY_PORT
+    client_port: int = DEFAULT_RAY_CLIENT_PORT
+    node_manager_port: int = DEFAULT_RAY_NODE_MANAGER_PORT
+    dashboard_port: int | None = None  # None: no dashboard
+    num_cpus: int | None = None  # None: Ray counts them
+    object_store_memory: int | None = None  # bytes; None: Ray's default
+    start_args: tuple[str, ...] = ()
+    version: str = ""
+    join_timeout_s: int = DEFAULT_RAY_JOIN_TIMEOUT_S
+
+    def to_env(self) -> dict[str, str]:
+        env = {RAY_PORT: str(self.port), RAY_CLIENT_PORT: str(self.client_port),
+               RAY_NODE_MANAGER_PORT: str(self.node_manager_port), RAY_JOIN_TIMEOUT: str(self.join_timeout_s)}
+        optional = {RAY_DASHBOARD_PORT: self.dashboard_port, RAY_NUM_CPUS: self.num_cpus,
+                    RAY_OBJECT_STORE_MEMORY: self.object_store_memory, RAY_VERSION: self.version or None,
+                    RAY_START_ARGS: json.dumps(list(self.start_args)) if self.start_args else None}
+        env.update({k: str(v) for k, v in optional.items() if v is not None})
+        return env
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "RayEnv":
+        def opt_int(name: str) -> int | None:
+            return _int(name, env[name]) if env.get(name) else None
+
+        return cls(
+            port=opt_int(RAY_PORT) or DEFAULT_RAY_PORT,
+            client_port=opt_int(RAY_CLIENT_PORT) or DEFAULT_RAY_CLIENT_PORT,
+            node_manager_port=opt_int(RAY_NODE_MANAGER_PORT) or DEFAULT_RAY_NODE_MANAGER_PORT,
+            dashboard_port=opt_int(RAY_DASHBOARD_PORT),
+            num_cpus=opt_int(RAY_NUM_CPUS),
+            object_store_memory=opt_int(RAY_OBJECT_STORE_MEMORY),
+            start_args=tuple(json.loads(env[RAY_START_ARGS])) if env.get(RAY_START_ARGS) else (),
+            version=env.get(RAY_VERSION, ""),
+            join_timeout_s=opt_int(RAY_JOIN_TIMEOUT) or DEFAULT_RAY_JOIN_TIMEOUT_S,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +136,8 @@ class LaunchEnv:
     output_uri: str = ""
     termination_log: str = DEFAULT_TERMINATION_LOG
     progress_file: str = ""
+    pod_ip: str = ""  # empty in the pod template: the pod reads it from status.podIP
+    ray: RayEnv | None = None  # launcher ray only
 
     @property
     def world_size(self) -> int:
@@ -111,8 +170,10 @@ class LaunchEnv:
             OUTPUT_DIR: self.output_dir or None,
             OUTPUT_URI: self.output_uri or None,
             PROGRESS_FILE: self.progress_file or None,
+            POD_IP: self.pod_ip or None,
         }
         env.update({k: str(v) for k, v in optional.items() if v is not None})
+        env.update(self.ray.to_env() if self.ray else {})
         return env
 
     @classmethod
@@ -149,6 +210,8 @@ class LaunchEnv:
             output_uri=env.get(OUTPUT_URI, ""),
             termination_log=env.get(TERMINATION_LOG, DEFAULT_TERMINATION_LOG),
             progress_file=env.get(PROGRESS_FILE, ""),
+            pod_ip=env.get(POD_IP, ""),
+            ray=RayEnv.from_env(env) if env.get(LAUNCHER) == "ray" else None,
         )
 
 

@@ -49,6 +49,14 @@ class MakeTrainingJob:
     def launcher(self, name: str) -> "MakeTrainingJob":
         return self.set("launcher", name)
 
+    def ray(self, *driver: str, **ray: Any) -> "MakeTrainingJob":
+        """launcher ray with `driver` as the command and spec.ray set from camelCase keywords."""
+        self.command(*(driver or ("python", "driver.py"))).launcher("ray")
+        return self.set("ray", dict(ray)) if ray else self
+
+    def memory(self, quantity: str) -> "MakeTrainingJob":
+        return self.set("resources.memory", quantity)
+
     def pool(self, pool: str) -> "MakeTrainingJob":
         return self.set("nodePool.nodeSelector", {"kubeforge.io/pool": pool})
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
-from kubeforge.api.common import Condition, NodePool, Resources, conditions_field
+from kubeforge.api.common import QUANTITY_PATTERN, Condition, NodePool, Resources, conditions_field
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -79,6 +79,26 @@ class DeepSpeed(ApiModel):
     config_map_ref: ConfigMapKeyRef | None = Field(None, description="Read the DeepSpeed JSON config from a ConfigMap key instead.")
 
 
+class Ray(ApiModel):
+    """launcher ray: a Ray cluster across the job's pods (rank 0 is the head); spec.command runs on the head as the driver."""
+
+    version: str | None = Field(
+        None, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([a-z0-9.+-]*)$",
+        description="Ray version the image must have; every node checks it before starting Ray and fails the job "
+                    "naming both versions. Unset: no check (Ray itself refuses a driver of another version).")
+    object_store_memory: str | None = Field(
+        None, pattern=QUANTITY_PATTERN,
+        description="Object store per node, e.g. '4Gi'. Unset: 30% of resources.memory (Ray's own share), or "
+                    "Ray's default without a memory limit. /dev/shm is sized to hold it.")
+    start_args: list[str] = Field(
+        default_factory=list,
+        description="Extra `ray start` arguments on every node, e.g. --resources={\"disk\": 1}; yours win over the same flag of ours.")
+    dashboard: bool = Field(False, description="Start the Ray dashboard on the head (container port ray-dashboard, 8265).")
+    join_timeout_seconds: int = Field(
+        300, ge=1, le=86400,
+        description="How long the head waits for every node to join before it fails the attempt (retryable, exit 200).")
+
+
 class Elastic(ApiModel):
     """Elastic training (torchrun --nnodes=min:max): a lost worker is replaced in place, without a group
     restart, while at least minNodes run; spec.nodes may change between minNodes and maxNodes while running."""
@@ -141,6 +161,13 @@ _SPEC_RULES = (
         "checkpoint.path must be absolute when checkpoint.volume is unset",
         ".checkpoint.path",
     ),
+    cel("!has(self.ray) || self.launcher == 'ray'", "spec.ray needs launcher: ray", ".ray"),
+    cel("self.launcher != 'ray' || has(self.command)",
+        "launcher ray runs spec.command as the Ray driver: set command, not recipe", ".command"),
+    cel("self.launcher != 'ray' || !has(self.elastic)",
+        "launcher ray does not support elastic: a lost node restarts the group", ".elastic"),
+    cel("self.launcher != 'ray' || !has(self.procsPerNode)",
+        "launcher ray runs one Ray node per pod: leave procsPerNode unset", ".procsPerNode"),
 )
 
 
@@ -153,12 +180,13 @@ class TrainingJobSpec(ApiModel):
     command: list[str] | None = Field(None, min_length=1, description="Your training command, run by kubeforge-train on every node.")
     args: list[str] | None = Field(None, description="Arguments appended to the command (or passed to kubeforge-train).")
     recipe: Recipe | None = None
-    launcher: Literal["deepspeed", "torchrun"] = Field(
+    launcher: Literal["deepspeed", "torchrun", "ray"] = Field(
         "deepspeed",
-        description="Starts the local processes on each node.",
+        description="Starts the local processes on each node; ray starts a Ray node per pod and runs command as the driver.",
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "launcher is immutable")]},
     )
     deepspeed: DeepSpeed | None = None
+    ray: Ray | None = None
     nodes: int = Field(1, ge=1, le=1024, description="Worker pods (one per node).")
     procs_per_node: int | None = Field(None, ge=1, le=64, description="Processes per pod; default: GPUs per pod, or 1.")
     elastic: Elastic | None = None

@@ -64,9 +64,15 @@ def build_service(job: TrainingJob, owner: dict[str, Any]) -> dict[str, Any]:
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": {names.JOB_LABEL: job.name},
-            "ports": [{"name": "rendezvous", "port": contract.DEFAULT_MASTER_PORT, "targetPort": contract.DEFAULT_MASTER_PORT}],
+            "ports": _service_ports(job),
         },
     }
+
+
+def _service_ports(job: TrainingJob) -> list[dict[str, Any]]:
+    """The head's GCS for launcher ray (workers join <job>-a<N>-0.<svc>:port), else the torch rendezvous."""
+    name, port = ("ray-gcs", contract.DEFAULT_RAY_PORT) if job.spec.launcher == "ray" else ("rendezvous", contract.DEFAULT_MASTER_PORT)
+    return [{"name": name, "port": port, "targetPort": port}]
 
 
 def build_deepspeed_config_map(job: TrainingJob, owner: dict[str, Any]) -> dict[str, Any] | None:

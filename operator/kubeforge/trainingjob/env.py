@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from kubeforge import storage
 from kubeforge.api.trainingjob import DEEPSPEED_CONFIG_KEY, TrainingJob, TrainingJobSpec
-from kubeforge.contract import LaunchEnv, omp_threads
+from kubeforge.contract import DEFAULT_RAY_DASHBOARD_PORT, LaunchEnv, RayEnv, omp_threads
 from kubeforge.trainingjob import names
 
 _CPU_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+_MEMORY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, **_CPU_SUFFIXES, "T": 1e12}
+# Ray's own default share of the node's memory for the object store (ray_constants.DEFAULT_OBJECT_STORE_MEMORY_PROPORTION).
+RAY_OBJECT_STORE_SHARE = 0.3
 
 
 def launch_env(job: TrainingJob, attempt: int = 1) -> LaunchEnv:
@@ -38,7 +41,30 @@ def launch_env(job: TrainingJob, attempt: int = 1) -> LaunchEnv:
         checkpoint_every_steps=spec.checkpoint.every_steps if spec.checkpoint else None,
         output_dir=output.local_path if output else "",
         output_uri=spec.output.uri if spec.output else "",
+        ray=ray_env(spec) if spec.launcher == "ray" else None,
     )
+
+
+def ray_env(spec: TrainingJobSpec) -> RayEnv:
+    """The Ray node settings from spec.ray and the pod's resources; ports are the contract's defaults."""
+    ray = spec.ray
+    cpus = cpu_cores(spec.resources.cpu)
+    return RayEnv(
+        dashboard_port=DEFAULT_RAY_DASHBOARD_PORT if ray and ray.dashboard else None,
+        num_cpus=max(1, int(cpus)) if cpus else None,
+        object_store_memory=object_store_bytes(spec),
+        start_args=tuple(ray.start_args) if ray else (),
+        version=(ray.version or "") if ray else "",
+        join_timeout_s=ray.join_timeout_seconds if ray else RayEnv.join_timeout_s,
+    )
+
+
+def object_store_bytes(spec: TrainingJobSpec) -> int | None:
+    """spec.ray.objectStoreMemory, else Ray's 30% share of the memory limit; None leaves it to Ray."""
+    if spec.ray and spec.ray.object_store_memory:
+        return memory_bytes(spec.ray.object_store_memory)
+    memory = memory_bytes(spec.resources.memory)
+    return int(memory * RAY_OBJECT_STORE_SHARE) if memory else None
 
 
 def checkpoint_location(spec: TrainingJobSpec, name: str) -> storage.Location | None:
@@ -58,6 +84,16 @@ def deepspeed_config_path(spec: TrainingJobSpec) -> str:
         return ""
     ref = spec.deepspeed.config_map_ref if spec.deepspeed else None
     return f"{names.DEEPSPEED_MOUNT}/{ref.key if ref else DEEPSPEED_CONFIG_KEY}"
+
+
+def memory_bytes(quantity: str | None) -> int | None:
+    """A Kubernetes memory quantity ('32Gi', '512M', '1000000') in bytes; None when unset."""
+    if not quantity:
+        return None
+    for suffix in sorted(_MEMORY_SUFFIXES, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * _MEMORY_SUFFIXES[suffix])
+    return int(float(quantity))
 
 
 def cpu_cores(quantity: str | None) -> float | None:

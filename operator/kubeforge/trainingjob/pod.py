@@ -13,7 +13,7 @@ from kubeforge import contract, podspec, storage
 from kubeforge.api.trainingjob import TrainingJob, TrainingJobSpec
 from kubeforge.settings import Settings
 from kubeforge.trainingjob import names
-from kubeforge.trainingjob.env import checkpoint_location, launch_env
+from kubeforge.trainingjob.env import checkpoint_location, launch_env, object_store_bytes
 
 TRAIN_BINARY = "kubeforge-train"
 
@@ -45,12 +45,13 @@ def worker_pod_template(job: TrainingJob, attempt: int, settings: Settings) -> d
 
 def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict[str, Any]:
     spec = job.spec
+    launch = launch_env(job, attempt)
     container: dict[str, Any] = {
         "name": names.CONTAINER,
         "image": spec.image or settings.trainer_image,
         "command": [TRAIN_BINARY],
         "env": podspec.merge_env(worker_env(job, attempt), spec.env),
-        "ports": [{"name": "rendezvous", "containerPort": contract.DEFAULT_MASTER_PORT}],
+        "ports": ray_ports(launch.ray) if launch.ray else [{"name": "rendezvous", "containerPort": contract.DEFAULT_MASTER_PORT}],
         "volumeMounts": _merge_by_name(_volumes(job)[1], spec.volume_mounts, key="mountPath"),
         "securityContext": podspec.container_security_context(),
         # The path the env names (TERMINATION_MESSAGE_PATH), so the trainer and the kubelet agree.
@@ -64,12 +65,27 @@ def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict
     resources = podspec.container_resources(spec.resources, settings.gpu_resource)
     if resources:
         container["resources"] = resources
+    if launch.ray:
+        container["readinessProbe"] = ray_readiness_probe()
     return container
 
 
 def trainer_args(spec: TrainingJobSpec) -> list[str]:
     """kubeforge-train's arguments: the user's command and args after `--`, or the args alone for the recipe."""
     return ["--", *spec.command, *(spec.args or [])] if spec.command else list(spec.args or [])
+
+
+def ray_ports(ray: contract.RayEnv) -> list[dict[str, Any]]:
+    """The head's GCS, Ray Client and dashboard ports, and every node's raylet port (one template serves all pods)."""
+    ports = [("ray-gcs", ray.port), ("ray-client", ray.client_port), ("ray-node", ray.node_manager_port),
+             ("ray-dashboard", ray.dashboard_port)]
+    return [{"name": name, "containerPort": port} for name, port in ports if port]
+
+
+def ray_readiness_probe() -> dict[str, Any]:
+    """Ready once this pod's raylet listens; the head starts its raylet only after its GCS is up, so a Ready
+    head means workers can join. A TCP check: no exec of Python in the container every few seconds."""
+    return {"tcpSocket": {"port": "ray-node"}, "periodSeconds": 5, "failureThreshold": 3}
 
 
 def worker_env(job: TrainingJob, attempt: int) -> list[dict[str, Any]]:
@@ -79,6 +95,7 @@ def worker_env(job: TrainingJob, attempt: int) -> list[dict[str, Any]]:
         (contract.NODE_RANK, contract.COMPLETION_INDEX_FIELD),
         (contract.POD_NAME, "metadata.name"),
         (contract.POD_NAMESPACE, "metadata.namespace"),
+        *([(contract.POD_IP, "status.podIP")] if job.spec.launcher == "ray" else []),
     ]
     return literal + [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}} for n, f in from_pod]
 
@@ -102,7 +119,10 @@ def deepspeed_config_json(job: TrainingJob) -> str | None:
 def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """/dev/shm, the DeepSpeed config and one PVC per claim the checkpoint and output use."""
     spec = job.spec
-    shm, shm_mount = podspec.shm_volume()
+    # Ray's object store lives in /dev/shm: give it room for all of it (a memory-backed emptyDir
+    # counts against the container's memory limit, which the object store default is a share of).
+    store = object_store_bytes(spec) if spec.launcher == "ray" else None
+    shm, shm_mount = podspec.shm_volume(f"{-(-store // 2**20)}Mi" if store else None)
     volumes, mounts = [shm], [shm_mount]
     if spec.launcher == "deepspeed":
         ref = spec.deepspeed.config_map_ref if spec.deepspeed else None
