@@ -1,4 +1,4 @@
-"""Stopping local worker processes the way the kubelet stops a container: SIGTERM, a grace period, then SIGKILL.
+"""Local worker processes as the kubelet treats a container: stopped with SIGTERM, a grace period, then SIGKILL; exit codes as it reports them.
 
 Shared by `kubeforge run --local` (which stops node agents) and the trainer's node agent
 (which stops its training processes); torch-free, like the rest of the kubeforge package.
@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 DEFAULT_GRACE_S = 15.0
 
@@ -33,3 +34,27 @@ def stop_processes(procs: list[subprocess.Popen], grace_s: float = DEFAULT_GRACE
             else:
                 proc.kill()
             proc.wait()
+
+
+def container_exit_code(returncode: int | None) -> int:
+    """A Popen return code as a container's exit code: killed by signal N is 128+N (None, still running: 0)."""
+    if returncode is None:
+        return 0
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (children first found, grandchildren after); Linux only."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found

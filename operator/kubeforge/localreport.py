@@ -35,13 +35,6 @@ class NodeResults:
         return ", ".join(f"node {rank}: {code}" for rank, code in enumerate(self.codes))
 
 
-def pod_exit_code(returncode: int | None) -> int:
-    """A Popen return code as a container's exit code: killed by signal N is 128+N."""
-    if returncode is None:
-        return 0
-    return 128 - returncode if returncode < 0 else returncode
-
-
 def termination_message(workdir: Path, rank: int = 0) -> str | None:
     """The node's termination message as the kubelet would keep it (at most 4096 bytes); None if none was written."""
     path = workdir / f"termination-{rank}.json"

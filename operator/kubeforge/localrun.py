@@ -2,9 +2,10 @@
 
 The env comes from the operator's own builder (kubeforge.trainingjob.env.launch_env);
 only what cannot hold on a laptop is replaced: the rendezvous address (127.0.0.1 and a
-free port), each worker's rank (the Job controller's completion index in a cluster),
-the volume paths (under a local work directory) and, so that N "nodes" do not
-oversubscribe one machine, the OMP threads per process.
+free port; for launcher ray the loopback address LOCAL_RAY_ADDRESS and free Ray ports),
+each worker's rank (the Job controller's completion index in a cluster), the volume
+paths (under a local work directory) and, so that N "nodes" do not oversubscribe one
+machine, the OMP threads (and Ray CPUs) per process.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ import yaml
 from kubeforge.api.trainingjob import KIND, TrainingJob
 from kubeforge.contract import LaunchEnv, threads_per_process
 from kubeforge.localhost import free_port, usable_cores
-from kubeforge.localprocs import stop_processes
-from kubeforge.localreport import NodeResults, ProgressPrinter, pod_exit_code, print_result
+from kubeforge.localprocs import container_exit_code, stop_processes
+from kubeforge.localreport import NodeResults, ProgressPrinter, print_result
 from kubeforge.trainingjob.env import launch_env
 from kubeforge.trainingjob.pod import deepspeed_config_json, trainer_args
 
 TRAINER_MODULE = "kubeforge_workloads.train.cli"
+# Ray rewrites 127.0.0.1 and localhost to this machine's interface address (resolve_ip_for_localhost in
+# `ray start` and ray.init), which a local run must never dial; another loopback address it leaves alone.
+LOCAL_RAY_ADDRESS = "127.0.0.2"
+LOCAL_OBJECT_STORE = 256 * 2**20  # a laptop run of a 512Gi job must not ask for a 150 GiB object store
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,24 @@ def local_launch_envs(job: TrainingJob, workdir: Path, port: int, cores: int, ou
         output_uri=f"file://{model_dir}" if base.output_dir or output else "",
         progress_file=str(workdir / "progress.jsonl"),
     )
-    return [dataclasses.replace(shared, node_rank=rank, termination_log=str(workdir / f"termination-{rank}.json"))
+    envs = [dataclasses.replace(shared, node_rank=rank, termination_log=str(workdir / f"termination-{rank}.json"))
             for rank in range(base.nnodes)]
+    return local_ray_envs(job, envs, cores) if base.ray else envs
+
+
+def local_ray_envs(job: TrainingJob, envs: list[LaunchEnv], cores: int) -> list[LaunchEnv]:
+    """launcher ray on one machine: every node on LOCAL_RAY_ADDRESS with free ports of its own, the cores shared
+    out, and a small object store unless the job sets one."""
+    base = envs[0].ray
+    explicit = job.spec.ray is not None and job.spec.ray.object_store_memory is not None
+    shared = dataclasses.replace(
+        base, port=free_port(), client_port=free_port(),
+        dashboard_port=free_port() if base.dashboard_port else None,
+        num_cpus=min(base.num_cpus or cores, max(1, cores // len(envs))),
+        object_store_memory=base.object_store_memory if explicit else min(base.object_store_memory or LOCAL_OBJECT_STORE,
+                                                                          LOCAL_OBJECT_STORE))
+    return [dataclasses.replace(env, master_addr=LOCAL_RAY_ADDRESS, pod_ip=LOCAL_RAY_ADDRESS,
+                                ray=dataclasses.replace(shared, node_manager_port=free_port())) for env in envs]
 
 
 def worker_command(job: TrainingJob) -> list[str]:
@@ -133,7 +154,7 @@ def wait_for_workers(procs: list[subprocess.Popen], printer: ProgressPrinter, po
         failed = [rank for rank, c in enumerate(codes) if c not in (None, 0)]
         if failed:
             stop_workers(procs)
-            return NodeResults([pod_exit_code(p.returncode) for p in procs], first_failed=failed[0])
+            return NodeResults([container_exit_code(p.returncode) for p in procs], first_failed=failed[0])
         if all(c == 0 for c in codes):
             printer.poll(force=True)
             return NodeResults([0] * len(procs))

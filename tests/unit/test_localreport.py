@@ -3,7 +3,8 @@
 import io
 import json
 
-from kubeforge.localreport import NodeResults, pod_exit_code, print_result
+from kubeforge.localprocs import container_exit_code as pod_exit_code
+from kubeforge.localreport import NodeResults, print_result
 
 
 def printed(workdir, results, wall_s=8.04) -> str:

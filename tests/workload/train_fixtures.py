@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubeforge.contract import LaunchEnv
+from kubeforge.contract import LaunchEnv, RayEnv
 from kubeforge.localhost import free_port
+from kubeforge.localprocs import descendants
+from kubeforge.localrun import LOCAL_RAY_ADDRESS as RAY_ADDRESS
 
 # Small enough for 2 shared cores, big enough that MiniLM clearly learns the task.
 TINY_RECIPE = {
@@ -46,7 +48,9 @@ class Group:
     command: list = field(default_factory=list)  # the user's command (after --); empty: the recipe
     nproc_per_node: int = 1
     elastic: tuple[int, int] | None = None  # (min nodes, max nodes) for an elastic torchrun group
+    env: dict = field(default_factory=dict)  # extra env for every node (the job's spec.env)
     procs: list = field(default_factory=list)
+    ray_ports: tuple[int, ...] = ()  # launcher ray: GCS, client, then one raylet port per node
 
     @property
     def progress_file(self) -> Path:
@@ -60,8 +64,14 @@ class Group:
         return self.workdir / f"termination-{rank}-attempt-{self.attempt}.json"
 
     def launch_env(self, rank: int, port: int) -> LaunchEnv:
+        ray = None
+        if self.launcher == "ray":  # as kubeforge run --local sets it up: its loopback address, free ports
+            gcs, client, *raylets = self.ray_ports
+            ray = RayEnv(port=gcs, client_port=client, node_manager_port=raylets[rank], num_cpus=1,
+                         object_store_memory=100 * 2**20, join_timeout_s=120)
         return LaunchEnv(
-            job_name="test", namespace="default", master_addr="127.0.0.1", master_port=port, nnodes=self.nodes,
+            job_name="test", namespace="default", master_addr=RAY_ADDRESS if ray else "127.0.0.1", master_port=port,
+            pod_ip=RAY_ADDRESS if ray else "", ray=ray, nnodes=self.nodes,
             nproc_per_node=self.nproc_per_node, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
             min_nodes=self.elastic[0] if self.elastic else None, max_nodes=self.elastic[1] if self.elastic else None,
             recipe=self.recipe, zero_stage=self.zero_stage if self.launcher == "deepspeed" else None,
@@ -72,9 +82,10 @@ class Group:
 
     def start(self) -> "Group":
         port = free_port()
+        self.ray_ports = tuple(free_port() for _ in range(2 + self.nodes)) if self.launcher == "ray" else ()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for rank in range(self.nodes):
-            env = {**os.environ, **self.launch_env(rank, port).to_env(), "HF_HUB_OFFLINE": "1"}
+            env = {**os.environ, **self.env, **self.launch_env(rank, port).to_env(), "HF_HUB_OFFLINE": "1"}
             log = open(self.workdir / f"node-{rank}-attempt-{self.attempt}.log", "w")
             argv = [sys.executable, "-m", "kubeforge_workloads.train.cli", *(["--", *self.command] if self.command else [])]
             self.procs.append(subprocess.Popen(argv, env=env,
@@ -117,23 +128,6 @@ class Group:
 
     def logs(self, tail: int = 4000) -> str:
         return "\n".join(p.read_text()[-tail:] for p in sorted(self.workdir.glob(f"node-*-attempt-{self.attempt}.log")))
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (children first found, grandchildren after)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, queue = [], [pid]
-    while queue:
-        children = parents.get(queue.pop(), [])
-        found += children
-        queue += children
-    return found
 
 
 def onnx_max_diff(model_dir: Path, texts: list[str]) -> float:

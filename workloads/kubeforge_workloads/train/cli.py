@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"kubeforge-train: {exc}", file=sys.stderr)
         return 2
-    if launch.launcher == "command" and not command:
-        print("kubeforge-train: launcher 'command' needs the command after --", file=sys.stderr)
+    if launch.launcher == "ray" and not command:
+        print("kubeforge-train: launcher ray runs the command after -- as the Ray driver; none was given", file=sys.stderr)
         return 2
     if not command and not launch.recipe:
         print("kubeforge-train: neither a recipe (KUBEFORGE_RECIPE) nor a command after -- was given", file=sys.stderr)

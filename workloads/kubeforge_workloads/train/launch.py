@@ -4,6 +4,7 @@ launcher `deepspeed` and `command`: the agent starts NPROC_PER_NODE processes it
 each with RANK / LOCAL_RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (no SSH, no
 pdsh: every pod starts its own). launcher `torchrun`: torch.distributed.run does it,
 elastic (`--nnodes=min:max`, c10d rendezvous) when the job sets min/max nodes.
+launcher `ray`: one Ray node per pod instead, the command as the driver (raynode.py).
 If one local process fails, the agent stops the others and fails the pod, so the
 operator restarts the whole group from the last checkpoint.
 """
@@ -90,6 +91,10 @@ def has_gpu() -> bool:
 
 def run_node(launch: LaunchEnv, env: dict, user_command: list[str]) -> int:
     """Start this node's processes, wait for them, and return the exit code the pod should have."""
+    if launch.launcher == "ray":
+        from .raynode import run_ray_node
+
+        return run_ray_node(launch, env, user_command)
     with tempfile.TemporaryDirectory(prefix="kubeforge-exit-") as notes:
         base = {**base_env(launch, env, has_gpu()), EXIT_NOTE_DIR: notes}
         if launch.launcher == "torchrun":
