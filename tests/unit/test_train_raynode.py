@@ -101,3 +101,19 @@ def test_the_progress_helper_reports_from_the_driver_only(tmp_path, monkeypatch)
     monkeypatch.setenv("NODE_RANK", "0")  # the driver, on the head
     progress.report_progress(2, 10, loss=0.5)
     assert json.loads((tmp_path / "progress.jsonl").read_text()) == {"step": 2, "totalSteps": 10, "loss": 0.5}
+
+
+def test_every_ray_process_gets_one_explicit_auth_mode(monkeypatch):
+    from kubeforge_workloads.train import raynode
+
+    seen = {}
+    monkeypatch.setattr(raynode, "version_mismatch", lambda _launch: None)
+    monkeypatch.setattr(raynode.RayNode, "run_worker", lambda node: seen.update(node.env) or 0)
+    monkeypatch.setattr(raynode.RayNode, "stop", lambda node, grace_s=0: None)
+    monkeypatch.setattr(raynode, "_stop_on_signals", lambda node: None)
+    monkeypatch.setenv("RAY_AUTH_MODE", "")  # recorded, so the agent's own setting is undone after the test
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    assert raynode.run_ray_node(launch(1), {}, []) == 0
+    assert seen["RAY_AUTH_MODE"] == "disabled"  # not left to a ~/.ray/auth_token on the machine
+    raynode.run_ray_node(launch(1), {"RAY_AUTH_MODE": "token"}, [])
+    assert seen["RAY_AUTH_MODE"] == "token"  # the job's own env (spec.env) wins

@@ -36,6 +36,11 @@ HEAD_GONE_CHECKS = 3  # consecutive refused connections before a worker takes th
 RAY_STOP_GRACE_S = 10.0  # inside kubeforge run --local's 15 s, and the pod's default 30 s
 # Once the head is gone a worker's Ray only waits out its drain trying to reach the GCS: no grace worth giving.
 ORPHAN_STOP_GRACE_S = 2.0
+# Ray 2.60's `ray start --head` switches token auth on by itself when ~/.ray/auth_token exists and
+# RAY_AUTH_MODE is unset, while joining nodes and drivers stay off and are refused: one explicit mode
+# for every process of the job. Off by default (the job's pods are the cluster, as with KubeRay's
+# default); spec.env RAY_AUTH_MODE=token with RAY_AUTH_TOKEN from a Secret turns it on everywhere.
+DEFAULT_AUTH_MODE = "disabled"
 
 
 def node_ip(launch: LaunchEnv) -> str:
@@ -103,6 +108,8 @@ def run_ray_node(launch: LaunchEnv, env: dict, user_command: list[str]) -> int:
         return fail(launch, error, 1)
     if launch.node_rank == 0 and not user_command:
         return fail(launch, "launcher ray runs spec.command as the Ray driver, and none was given", 2)
+    env = {**env, "RAY_AUTH_MODE": env.get("RAY_AUTH_MODE") or DEFAULT_AUTH_MODE}
+    os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]  # this agent's own GCS client, on the head
     temp_dir = tempfile.mkdtemp(prefix="kf-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)  # short: socket paths
     node = RayNode(launch, env, temp_dir)
     _stop_on_signals(node)
