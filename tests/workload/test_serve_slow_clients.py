@@ -8,6 +8,8 @@ import socket
 import httpx
 import pytest
 
+from tests.waiting import wait_for
+
 pytest_plugins = ["tests.workload.serve_fixtures"]
 pytestmark = pytest.mark.workload
 
@@ -55,6 +57,19 @@ def test_endless_headers_get_a_431_instead_of_growing_the_server(start_server, t
         raw = _response(sock)
     assert raw.startswith(b"HTTP/1.1 431")
     assert b"request headers exceed 8192 bytes" in raw
+
+
+def test_connections_beyond_the_concurrency_limit_get_a_503(start_server, tiny_model_dir):
+    server = start_server(tiny_model_dir, "--limit-concurrency", "3")
+    held = [_slow_headers(server.port) for _ in range(3)]
+    try:
+        resp = httpx.post(server.url + "/predict", json={"text": "one too many"}, timeout=30)
+    finally:
+        for sock in held:
+            sock.close()
+    assert resp.status_code == 503
+    wait_for(lambda: httpx.post(server.url + "/predict", json={"text": "room again"}, timeout=30).status_code == 200,
+             10, "a request answered once the held connections closed")
 
 
 SLOW_CLIENTS = 200  # half stuck in their headers, half in their bodies
