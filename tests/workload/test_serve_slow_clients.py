@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.waiting import wait_for
+from tests.workload.serve_fixtures import ServerProcess
 
 pytest_plugins = ["tests.workload.serve_fixtures"]
 pytestmark = pytest.mark.workload
@@ -29,9 +30,17 @@ def _response(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_a_body_not_received_in_time_is_a_408_and_the_connection_closes(start_server, tiny_model_dir):
-    server = start_server(tiny_model_dir, "--body-timeout-s", "1")
-    with _slow_upload(server.port) as sock:
+@pytest.fixture(scope="module")
+def strict_server(tiny_model_dir, tmp_path_factory):
+    """One server with short client timeouts and a small header limit, for the tests of each limit."""
+    server = ServerProcess(tiny_model_dir, tmp_path_factory.mktemp("strict") / "server.log",
+                           ["--header-timeout-s", "1", "--body-timeout-s", "1", "--max-header-bytes", "8192"]).start()
+    yield server.wait_ready()
+    server.terminate()
+
+
+def test_a_body_not_received_in_time_is_a_408_and_the_connection_closes(strict_server):
+    with _slow_upload(strict_server.port) as sock:
         raw = _response(sock)  # returns once the server closes the connection
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408")
@@ -39,16 +48,14 @@ def test_a_body_not_received_in_time_is_a_408_and_the_connection_closes(start_se
     assert b"request body not received within 1 s" in body
 
 
-def test_headers_not_complete_in_time_end_the_connection(start_server, tiny_model_dir):
-    server = start_server(tiny_model_dir, "--header-timeout-s", "1")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as silent, \
-            _slow_headers(server.port) as slow:
+def test_headers_not_complete_in_time_end_the_connection(strict_server):
+    with socket.create_connection(("127.0.0.1", strict_server.port), timeout=30) as silent, \
+            _slow_headers(strict_server.port) as slow:
         assert _response(silent) == b"" and _response(slow) == b""  # closed without an answer
 
 
-def test_endless_headers_get_a_431_instead_of_growing_the_server(start_server, tiny_model_dir):
-    server = start_server(tiny_model_dir, "--max-header-bytes", "8192")
-    with _slow_headers(server.port) as sock:
+def test_endless_headers_get_a_431_instead_of_growing_the_server(strict_server):
+    with _slow_headers(strict_server.port) as sock:
         try:
             for i in range(1000):  # 1 MB of headers, unless the server stops reading first
                 sock.sendall(b"a" * 1000 + b"\r\nX-More-%d: " % i)
