@@ -97,6 +97,8 @@ create() {
 delete() {
   [[ -d "$WORKDIR" ]] || return 0
   scrub_stale_pids
+  # Kueue (hack/kueue.sh) keeps its state in the cluster's directory: stop it before that goes.
+  [[ -f "$WORKDIR/kueue/kueue.pid" ]] && { "$HERE/kueue.sh" down || log "kueue.sh down failed"; }
   # --kubeconfig names the file to drop our context from; we never added one
   # to any (and kwokctl refuses an empty path here).
   kwokctl delete cluster --kubeconfig "$WORKDIR/kubeconfig.yaml" >&2 || log "kwokctl delete failed; removing $WORKDIR"

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -35,6 +35,8 @@ PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "Role": "roles",
     "RoleBinding": "rolebindings",
+    "Node": "nodes",
+    "Workload": "workloads",
     "TrainingJob": "trainingjobs",
     "ModelEndpoint": "modelendpoints",
 }
@@ -60,6 +62,8 @@ class KubeClient(Protocol):
 
     def emit_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
 
+
+T = TypeVar("T")
 
 _client_lock = threading.Lock()
 _api_client: client.ApiClient | None = None
@@ -122,6 +126,17 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
 def list_(api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
     query = [("labelSelector", selector)] if selector else []
     return _call("GET", resource_path(api_version, kind, namespace), query=query).get("items", [])
+
+
+def unless_refused(call: Callable[[], T], fallback: T) -> T:
+    """call(), or `fallback` when the API server answers 403 (not granted) or 404 (the kind is not served here,
+    e.g. Kueue not installed): for reads that only add detail to a status."""
+    try:
+        return call()
+    except ApiException as e:
+        if e.status in (403, 404):
+            return fallback
+        raise
 
 
 def delete(api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> bool:

@@ -22,6 +22,11 @@ class Settings:
     resync_seconds: float = 60.0
     # A ModelEndpoint whose rollout had completed turns Degraded after this long short of Ready replicas.
     endpoint_degraded_after_seconds: float = 60.0
+    # A TrainingJob whose workers are not all placed and started this long after its attempt began turns
+    # Stalled (and, without Kueue, releases the placed ones); spec.runPolicy.scheduleDeadlineSeconds overrides it.
+    schedule_deadline_seconds: float = 600.0
+    # A ModelEndpoint whose pods do not start (crash loop, image pull, config error) this long turns Degraded.
+    endpoint_start_deadline_seconds: float = 300.0
     # ClusterRole (pods get/patch) bound to each TrainingJob's ServiceAccount so rank 0 can
     # report progress on its own pod; empty: no ServiceAccount token in training pods.
     trainer_cluster_role: str = "kubeforge-trainer"
@@ -41,6 +46,10 @@ class Settings:
             resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
             endpoint_degraded_after_seconds=float(
                 env.get("KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS", d.endpoint_degraded_after_seconds)
+            ),
+            schedule_deadline_seconds=float(env.get("KUBEFORGE_SCHEDULE_DEADLINE_SECONDS", d.schedule_deadline_seconds)),
+            endpoint_start_deadline_seconds=float(
+                env.get("KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS", d.endpoint_start_deadline_seconds)
             ),
             trainer_cluster_role=env.get("KUBEFORGE_TRAINER_CLUSTER_ROLE", d.trainer_cluster_role),
         )

@@ -20,6 +20,13 @@ REASON = "kubeforge.io/fake-reason"
 # "false": Running but not Ready (a server still loading); patch to "true" to flip.
 READY = "kubeforge.io/fake-ready"
 
+# containerStatuses[].state.waiting.reason / .message: a container the kubelet cannot start or keeps
+# restarting (CrashLoopBackOff, ImagePullBackOff, CreateContainerConfigError, ...).
+WAITING_REASON = "kubeforge.io/fake-waiting-reason"
+WAITING_MESSAGE = "kubeforge.io/fake-waiting-message"
+# With a waiting reason: lastState.terminated.exitCode (its reason and message from REASON and TERMINATION_MESSAGE).
+LAST_EXIT_CODE = "kubeforge.io/fake-last-exit-code"
+
 IMAGE = "registry.invalid/kubeforge/fake:0"  # never pulled: kwok runs nothing
 
 
@@ -33,6 +40,19 @@ def fake_exit(code: int = 0, after: str | None = None, message: str | None = Non
         annotations[TERMINATION_MESSAGE] = message
     if reason is not None:
         annotations[REASON] = reason
+    return annotations
+
+
+def fake_waiting(reason: str, message: str = "", last_exit_code: int | None = None,
+                 termination_message: str | None = None, last_reason: str | None = None) -> dict[str, str]:
+    """Annotations making a fake pod's containers wait with `reason` (a crash loop: with their last exit)."""
+    annotations = {WAITING_REASON: reason, WAITING_MESSAGE: message}
+    if last_exit_code is not None:
+        annotations[LAST_EXIT_CODE] = str(last_exit_code)
+    if termination_message is not None:
+        annotations[TERMINATION_MESSAGE] = termination_message
+    if last_reason is not None:
+        annotations[REASON] = last_reason
     return annotations
 
 

@@ -136,6 +136,28 @@ def test_a_stalled_running_job_says_so():
     assert argocd_health(HEALTH / "trainingjob.lua", manifest) == ("Progressing", "no progress for 600s; " + manifest["status"]["message"])
 
 
+def stuck_job(**stalled_reason: str) -> dict[str, Any]:
+    manifest = after_passes(MakeTrainingJob().nodes(2), MISSING)
+    manifest["status"]["conditions"].append({"type": stalled_reason["type"], "status": stalled_reason.get("status", "True"),
+                                             "reason": stalled_reason["reason"], "message": "the reason, with numbers"})
+    return manifest
+
+
+@pytest.mark.parametrize("obj, health", [
+    pytest.param(stuck_job(type="Schedulable", status="False", reason="ExceedsPoolCapacity"), "Degraded", id="never-fits"),
+    pytest.param(stuck_job(type="Stalled", reason="ScheduleDeadlineExceeded"), "Degraded", id="not-placed-in-time"),
+    pytest.param(stuck_job(type="Stalled", reason="StartDeadlineExceeded"), "Degraded", id="not-started-in-time"),
+])
+def test_a_job_that_waiting_will_not_fix_is_degraded_with_its_reason(obj, health):
+    assert argocd_health(HEALTH / "trainingjob.lua", obj) == (health, "the reason, with numbers")
+
+
+def test_a_preempted_job_is_suspended_until_readmitted():
+    manifest = after_passes(MakeTrainingJob().nodes(2), MISSING)
+    manifest["status"].update(phase="Preempted", message="preempted by Kueue (1x), queued again in team-a")
+    assert argocd_health(HEALTH / "trainingjob.lua", manifest) == ("Suspended", "preempted by Kueue (1x), queued again in team-a")
+
+
 @pytest.mark.parametrize("kind, script", [("ModelEndpoint", "modelendpoint.lua"), ("TrainingJob", "trainingjob.lua")])
 def test_the_argocd_config_map_carries_each_script_verbatim(kind, script):
     config = yaml.safe_load((REPO / "examples" / "argocd" / "argocd-cm-health.yaml").read_text())

@@ -77,6 +77,14 @@ class MakeTrainingJob:
         self._obj.setdefault("status", {}).update(status)
         return self
 
+    def only_status(self, status: dict[str, Any]) -> "MakeTrainingJob":
+        """A copy whose status is exactly `status` (as after a write that dropped keys)."""
+        return copy.deepcopy(self).without_status().status(**copy.deepcopy(status))
+
+    def without_status(self) -> "MakeTrainingJob":
+        self._obj.pop("status", None)
+        return self
+
     def obj(self) -> dict[str, Any]:
         return copy.deepcopy(self._obj)
 

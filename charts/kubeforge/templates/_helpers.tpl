@@ -110,5 +110,18 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
+{{- /* Why pods wait: a ModelEndpoint's pvc:// model claim must exist before ModelResolved says so. */}}
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get"]
+{{- /* Whether a gang can ever fit its pool. Nodes are cluster-scoped: in a namespaced Role this grants nothing, and the
+       operator (told the namespaces) skips the check. */}}
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list"]
+{{- /* Kueue's admission state of a queued TrainingJob (absent when Kueue is not installed). */}}
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list"]
 {{- end }}

@@ -130,6 +130,12 @@ class RunPolicy(ApiModel):
     ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the TrainingJob this long after it finished.")
     suspend: bool = Field(False, description="true removes the pods and keeps the job; false resumes it.")
     progress_deadline_seconds: int | None = Field(None, ge=1, description="Mark Stalled and restart when progress stops this long.")
+    schedule_deadline_seconds: int | None = Field(
+        None, ge=1, le=86400,
+        description="Mark Stalled when the workers are not all placed and started this long after the attempt began; without"
+        " Kueue, the placed workers are then released (the Job suspended) and placing is retried after as long again."
+        " Unset: the operator's default (KUBEFORGE_SCHEDULE_DEADLINE_SECONDS, 600).",
+    )
     retryable_exit_codes: list[int] = Field(list(DEFAULT_RETRYABLE_EXIT_CODES), description="Exit codes that restart the group.")
     permanent_exit_codes: list[int] = Field(list(DEFAULT_PERMANENT_EXIT_CODES), description="Exit codes that fail the job at once.")
 
@@ -238,6 +244,7 @@ class TrainingJobPhase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUSPENDED = "Suspended"
+    PREEMPTED = "Preempted"  # Kueue evicted the workload for a higher-priority one; it resumes when readmitted
 
 
 TERMINAL_PHASES = frozenset({TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED})
@@ -251,7 +258,8 @@ class TrainingJobConditionType(StrEnum):
     SUCCEEDED = "Succeeded"  # all workers finished with code 0 (the Ready-like one for Argo CD / Flux)
     FAILED = "Failed"  # terminal: a permanent exit code, restarts exhausted, or the deadline passed
     SUSPENDED = "Suspended"  # spec.runPolicy.suspend removed the pods
-    STALLED = "Stalled"  # rank 0's step did not advance within progressDeadlineSeconds
+    STALLED = "Stalled"  # no progress within progressDeadlineSeconds, or workers not placed within the schedule deadline
+    SCHEDULABLE = "Schedulable"  # False: the pool can never hold the workers (more GPUs per pod than a node has, ...)
 
 
 class TrainingJobReason(StrEnum):
@@ -271,6 +279,21 @@ class TrainingJobReason(StrEnum):
     SUSPENDED_BY_USER = "SuspendedByUser"
     RESUMED = "Resumed"
     FINISHED = "Finished"  # Running turns False for good: the job failed
+    PREEMPTED = "Preempted"  # Kueue evicted the workload for a higher-priority one
+    ADMITTED = "Admitted"  # Kueue reserved quota for every worker and unsuspended the Job
+    SCHEDULE_DEADLINE_EXCEEDED = "ScheduleDeadlineExceeded"  # workers not all placed within the schedule deadline
+    START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"  # placed, but not all started within the schedule deadline
+    RELEASED = "WorkersReleased"  # placed workers were released after the schedule deadline (no Kueue)
+    FITS_POOL = "FitsPool"  # Schedulable: the pool can hold all workers when free
+
+
+class Admission(ApiModel):
+    """Kueue's view of the current attempt, read from its Workload."""
+
+    queue: str = Field(..., description="The LocalQueue (spec.scheduling.queueName).")
+    state: str = Field(..., description="Queued, Inadmissible, Admitted, Preempted or Evicted.")
+    message: str = Field("", description="Kueue's own words: why it waits, or who admitted it.")
+    cluster_queue: str | None = Field(None, description="The ClusterQueue that admitted the workload.")
 
 
 class TrainingJobStatus(ApiModel):
@@ -287,6 +310,13 @@ class TrainingJobStatus(ApiModel):
     last_progress_time: str | None = Field(None, description="When progress.step last advanced (Stalled detection).")
     result: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown("Rank 0's summary: metrics, modelUri, steps..."))
     message: str | None = None
+    reason: str | None = Field(None, description="Why the job is not running, in one word (the REASON column); unset when it runs.")
+    admission: Admission | None = None
+    preemptions: int | None = Field(None, description="Times Kueue preempted the job; not counted in restarts (failures).")
+    suspended_seconds: int | None = Field(None, description="Time spent suspended or queued, excluded from activeDeadlineSeconds.")
+    suspended_since: str | None = Field(None, description="When the current suspension began.")
+    pending_since: str | None = Field(None, description="When the current attempt started waiting for its workers.")
+    released_at: str | None = Field(None, description="When the placed workers were last released after the schedule deadline.")
 
 
 class TrainingJob(ApiModel):
@@ -343,6 +373,7 @@ DEFINITION = ResourceDefinition(
     short_names=("tj",),
     printer_columns=(
         _printer("Phase", "string", ".status.phase"),
+        _printer("Reason", "string", ".status.reason", priority=1, description="why it is not running"),
         _printer("Workers", "string", ".status.workers.summary", description="ready/total"),
         _printer("Restarts", "integer", ".status.restarts"),
         _printer("Step", "integer", ".status.progress.step"),

@@ -20,8 +20,9 @@ from kubeforge.api.trainingjob import KIND, PLURAL, TERMINAL_PHASES, TrainingJob
 from kubeforge.kube import KubeClient
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
-from kubeforge.trainingjob import builders, names, observe
+from kubeforge.trainingjob import admission, builders, names, observe, pod
 from kubeforge.trainingjob.status import Plan, decide
+from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
         return None  # garbage collection removes the children through their ownerReferences
     job = TrainingJob.from_manifest(obj)
     jobs, pods = _owned_children(client, obj)
-    plan = decide(job, observe.observe(name, job.status.attempt, jobs, pods), datetime.now(timezone.utc))
+    # Why workers wait (the pool's nodes, the claims they mount) is read only while they do.
+    waiting = job.status.phase not in (*TERMINAL_PHASES, "Running")
+    nodes, missing = (_pool_nodes(client, job, config), _missing_claims(client, job)) if waiting else (None, ())
+    observed = observe.observe(name, job.status.attempt, jobs, pods, _workloads(client, job, jobs), nodes, missing)
+    plan = decide(job, observed, datetime.now(timezone.utc), Policy(config.schedule_deadline_seconds, config.gpu_resource))
     # Children first, status after: a pass that dies in between leaves a Job that the next
     # pass adopts (observe), never a status that claims an attempt with no Job.
     _apply_children(client, obj, job, plan, config)
@@ -55,6 +60,33 @@ def _owned_children(client: KubeClient, obj: dict[str, Any]) -> tuple[list[dict]
     job_uids = {j["metadata"]["uid"] for j in jobs}
     pods = [p for p in client.list_("v1", "Pod", meta["namespace"], selector) if any(_owned_by(p, uid) for uid in job_uids)]
     return jobs, pods
+
+
+def _workloads(client: KubeClient, job: TrainingJob, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Kueue's Workloads for these Jobs; none without a queue, before Kueue made one, or without Kueue installed."""
+    uids = sorted(j["metadata"]["uid"] for j in jobs)
+    if not queue_of(job) or not uids:
+        return []
+    selector = f"{admission.JOB_UID_LABEL} in ({','.join(uids)})"
+    return kube.unless_refused(lambda: client.list_(admission.WORKLOAD_API, "Workload", job.namespace, selector), [])
+
+
+def _pool_nodes(client: KubeClient, job: TrainingJob, config: Settings) -> list[dict[str, Any]] | None:
+    """The nodes the workers may land on; None when not readable: Nodes are cluster-scoped, and the Roles of a
+    namespaced install (watchNamespaces) cannot grant them, so that mode does not ask."""
+    if config.watch_namespaces:
+        return None
+    pool = job.spec.node_pool.node_selector if job.spec.node_pool else {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(pool.items()))
+    return kube.unless_refused(lambda: client.list_("v1", "Node", None, selector), None)
+
+
+def _missing_claims(client: KubeClient, job: TrainingJob) -> tuple[str, ...]:
+    """The claims the workers mount that do not exist: the scheduler says so per pod, but only once it tried."""
+    def missing(claim: str) -> bool:
+        return kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", job.namespace, claim) is None, False)
+
+    return tuple(claim for claim in pod.claims(job) if missing(claim))
 
 
 def _owned_by(child: dict[str, Any], uid: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeforge.contract import PROGRESS_ANNOTATION
-from kubeforge.trainingjob import names
+from kubeforge.trainingjob import admission, names
 from kubeforge.trainingjob.exitcodes import completion_index
 
 COMPLETE, FAILED, ACTIVE, SUSPENDED, MISSING = "Complete", "Failed", "Active", "Suspended", "Missing"
@@ -22,6 +22,10 @@ class Observed:
     job_started: str | None = None  # the Job's creationTimestamp: when this attempt began
     pods: list[dict[str, Any]] = field(default_factory=list)
     older_jobs: list[str] = field(default_factory=list)  # Jobs of earlier attempts, to delete
+    job_uid: str | None = None
+    workload: dict[str, Any] | None = None  # Kueue's Workload for the current Job (queued jobs only)
+    nodes: list[dict[str, Any]] | None = None  # the pool's nodes, read while workers wait; None: not read
+    missing_claims: tuple[str, ...] = ()  # PVCs the workers mount that do not exist (checked while they wait)
 
     @property
     def live_pods(self) -> list[dict[str, Any]]:
@@ -45,15 +49,19 @@ def job_state(job: dict[str, Any] | None) -> str:
     return SUSPENDED if job["spec"].get("suspend") else ACTIVE
 
 
-def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Observed:
+def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
+            workloads: list[dict[str, Any]] | None = None, nodes: list[dict[str, Any]] | None = None,
+            missing_claims: tuple[str, ...] = ()) -> Observed:
     """`jobs` and `pods`: every child the job label selects; only the current attempt's count.
 
     The current attempt is the one status records, or a newer one whose Job exists: the
     reconciler creates a Job before it writes status, so after a crash in between the
-    next pass adopts that Job instead of creating the attempt again.
+    next pass adopts that Job instead of creating the attempt again. `workloads`: Kueue's Workloads for
+    these Jobs (the current Job's is kept), `nodes` and `missing_claims` as read while the workers wait.
     """
     attempt = max(recorded_attempt or 1, newest_attempt(jobs))
     current = next((j for j in jobs if j["metadata"]["name"] == names.worker_job(name, attempt)), None)
+    uid = current["metadata"].get("uid") if current else None
     older = [j["metadata"]["name"] for j in jobs if (names.attempt_of(j) or 0) < attempt and not j["metadata"].get("deletionTimestamp")]
     return Observed(
         attempt=attempt,
@@ -61,6 +69,10 @@ def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]],
         job_started=current["metadata"].get("creationTimestamp") if current else None,
         pods=[p for p in pods if names.attempt_of(p) == attempt],
         older_jobs=sorted(older),
+        job_uid=uid,
+        workload=admission.workload_of(uid, workloads or []),
+        nodes=nodes,
+        missing_claims=missing_claims,
     )
 
 

@@ -140,6 +140,15 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return volumes, mounts
 
 
+def claims(job: TrainingJob) -> list[str]:
+    """Every PersistentVolumeClaim the workers mount: checkpoint, output and the user's own volumes."""
+    spec = job.spec
+    locations = [checkpoint_location(spec, job.name), storage.parse_uri(spec.output.uri) if spec.output else None]
+    found = [loc.claim for loc in locations if loc and loc.claim]
+    found += [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in spec.volumes]
+    return sorted({c for c in found if c})
+
+
 def _service_account(name: str, settings: Settings) -> dict[str, Any]:
     if not settings.trainer_cluster_role:
         return {"automountServiceAccountToken": False}

@@ -18,9 +18,10 @@ from kubeforge.api.trainingjob import TERMINAL_PHASES, TrainingJob
 from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobPhase as Phase
 from kubeforge.api.trainingjob import TrainingJobReason as Reason
-from kubeforge.trainingjob import names, observe
 from kubeforge.timestamps import parse_rfc3339, rfc3339
+from kubeforge.trainingjob import names, observe, waiting
 from kubeforge.trainingjob.exitcodes import attempt_failure
+from kubeforge.trainingjob.waiting import Policy
 
 NORMAL, WARNING = EventType.NORMAL, EventType.WARNING
 
@@ -49,6 +50,7 @@ class _Draft:
     obs: observe.Observed
     now: datetime
     plan: Plan
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -70,15 +72,17 @@ class _Draft:
         return names.worker_job(self.job.name, self.obs.attempt)
 
 
-def decide(job: TrainingJob, obs: observe.Observed, now: datetime) -> Plan:
+def decide(job: TrainingJob, obs: observe.Observed, now: datetime, policy: Policy = Policy()) -> Plan:
     """The whole reconcile decision for one TrainingJob."""
     status = job.status.to_wire()
     status.update(observedGeneration=job.generation, attempt=obs.attempt, restarts=obs.attempt - 1)
     status["workers"] = observe.worker_counts(obs, job.spec.nodes)
-    d = _Draft(job, obs, now, Plan(status=status, delete_jobs=list(obs.older_jobs)))
+    d = _Draft(job, obs, now, Plan(status=status, delete_jobs=list(obs.older_jobs)), policy)
     if status.get("phase") in TERMINAL_PHASES:
         _finished(d)
-    elif job.spec.run_policy.suspend:
+        return d.plan
+    waiting.account_suspension(d)
+    if job.spec.run_policy.suspend:
         _suspend(d)
     else:
         _run(d)
@@ -106,7 +110,7 @@ def _suspend(d: _Draft) -> None:
     message = "spec.runPolicy.suspend is true: the workers are stopped, the job is kept"
     if not conditions.is_true(d.status.get("conditions"), Type.SUSPENDED):
         d.event(NORMAL, Reason.SUSPENDED_BY_USER, message)
-    d.status.update(phase=Phase.SUSPENDED, message=message)
+    d.status.update(phase=Phase.SUSPENDED, message=message, reason=Reason.SUSPENDED_BY_USER)
     d.condition(Type.SUSPENDED, conditions.TRUE, Reason.SUSPENDED_BY_USER, message)
     d.condition(Type.RUNNING, conditions.FALSE, Reason.SUSPENDED_BY_USER, "suspended")
 
@@ -116,6 +120,7 @@ def _run(d: _Draft) -> None:
         d.condition(Type.SUSPENDED, conditions.FALSE, Reason.RESUMED, "spec.runPolicy.suspend is false")
         d.event(NORMAL, Reason.RESUMED, "resuming the workers")
     d.status.setdefault("startTime", d.stamp)
+    admitted = waiting.track_admission(d)
     if _deadline_passed(d):
         return
     state = d.obs.job_state
@@ -124,7 +129,7 @@ def _run(d: _Draft) -> None:
     if state == observe.MISSING:
         _create(d)
     elif state == observe.SUSPENDED:
-        _unsuspend(d)
+        _unsuspend(d, admitted)
     elif state == observe.COMPLETE:
         _succeed(d)
     elif state == observe.FAILED:
@@ -134,10 +139,11 @@ def _run(d: _Draft) -> None:
 
 
 def _deadline_passed(d: _Draft) -> bool:
+    """activeDeadlineSeconds counts running time: time suspended (queued, preempted, released) is added back."""
     limit = d.job.spec.run_policy.active_deadline_seconds
-    if limit is None:
+    if limit is None or d.status.get("suspendedSince"):
         return False
-    due = parse_rfc3339(d.status["startTime"]) + timedelta(seconds=limit)
+    due = parse_rfc3339(d.status["startTime"]) + timedelta(seconds=limit + int(d.status.get("suspendedSeconds") or 0))
     if d.now < due:
         d.plan.requeue((due - d.now).total_seconds())
         return False
@@ -149,6 +155,8 @@ def _create(d: _Draft) -> None:
     queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
     d.plan.create_job = d.obs.attempt
     d.plan.create_suspended = bool(queue)
+    if queue:  # queued time is suspended time
+        d.status.setdefault("suspendedSince", d.stamp)
     _waiting(d, f"attempt {d.obs.attempt}: {_mark_created(d)}")
 
 
@@ -161,19 +169,19 @@ def _mark_created(d: _Draft) -> str:
     return message
 
 
-def _unsuspend(d: _Draft) -> None:
-    queue = d.job.spec.scheduling.queue_name if d.job.spec.scheduling else None
-    if queue:
+def _unsuspend(d: _Draft, admitted: waiting.admission.Admission | None) -> None:
+    if waiting.queue_of(d.job):
         # Kueue unsuspends the Job when it admits the workload; resuming it ourselves would jump the queue.
-        _waiting(d, f"waiting for Kueue to admit the workload (queue {queue})", Reason.WAITING_FOR_ADMISSION)
+        waiting.queued(d, admitted)
+        return
+    if waiting.still_released(d):
         return
     d.plan.job_suspend = False
     _waiting(d, "resuming the workers")
 
 
 def _waiting(d: _Draft, message: str, reason: str = Reason.WORKERS_PENDING) -> None:
-    d.status.update(phase=Phase.PENDING if d.obs.attempt == 1 else Phase.RESTARTING, message=message)
-    d.condition(Type.RUNNING, conditions.FALSE, reason, message)
+    waiting.waiting(d, message, reason, None)
 
 
 def _active(d: _Draft) -> None:
@@ -183,12 +191,16 @@ def _active(d: _Draft) -> None:
         return
     needed = d.job.spec.elastic.min_nodes if d.job.spec.elastic else nodes
     if workers["ready"] + workers["succeeded"] < needed:
-        _waiting(d, f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers ready")
+        counted = f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers ready"
+        if d.status.get("preemptions"):
+            counted += f"; readmitted after preemption, resuming from {waiting.resume_point(d)}"
+        waiting.workers_not_up(d, counted)
         return
     if d.status.get("phase") != Phase.RUNNING:
-        # The stall clock starts when the workers are up, not when the Job was created.
+        # The stall clock starts when the workers are up, not when the Job was created (nor readmitted).
         d.status["lastProgressTime"] = d.stamp
-    message = f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers running"
+    waiting.all_up(d)
+    message = f"attempt {d.obs.attempt}: {workers['ready']}/{nodes} workers running" + waiting.resumed_note(d)
     d.status.update(phase=Phase.RUNNING, message=message)
     d.condition(Type.RUNNING, conditions.TRUE, Reason.ALL_WORKERS_READY, message)
     _check_stall(d)
@@ -252,7 +264,9 @@ def _restart_or_fail(d: _Draft, why: str) -> None:
     message = f"attempt {d.obs.attempt} failed: {why}; restarting the group as attempt {attempt}"
     d.plan.delete_jobs.append(d.current_job)
     d.plan.create_job = attempt
-    d.status.update(phase=Phase.RESTARTING, attempt=attempt, restarts=attempt - 1, message=message)
+    d.status.update(phase=Phase.RESTARTING, attempt=attempt, restarts=attempt - 1, message=message, reason=Reason.RESTARTING)
+    for key in ("pendingSince", "releasedAt"):  # the new attempt's clock starts afresh
+        d.status.pop(key, None)
     d.status["workers"] = {"summary": f"0/{d.job.spec.nodes}", "total": d.job.spec.nodes, "ready": 0, "succeeded": 0, "failed": 0}
     d.condition(Type.RUNNING, conditions.FALSE, Reason.RESTARTING, message)
     d.event(WARNING, Reason.RESTARTING, message)
@@ -267,6 +281,7 @@ def _succeed(d: _Draft) -> None:
         d.status["result"] = summary
     message = f"all {d.job.spec.nodes} workers finished" + (f": {raw}" if raw else "")
     d.status.update(phase=Phase.SUCCEEDED, completionTime=d.stamp, message=message)
+    d.status.pop("reason", None)
     d.condition(Type.RUNNING, conditions.FALSE, Reason.COMPLETED, message)
     d.condition(Type.SUCCEEDED, conditions.TRUE, Reason.COMPLETED, message)
     d.event(NORMAL, Reason.COMPLETED, message)
@@ -274,7 +289,7 @@ def _succeed(d: _Draft) -> None:
 
 
 def _fail(d: _Draft, reason: str, message: str) -> None:
-    d.status.update(phase=Phase.FAILED, completionTime=d.stamp, message=message)
+    d.status.update(phase=Phase.FAILED, completionTime=d.stamp, message=message, reason=reason)
     d.condition(Type.RUNNING, conditions.FALSE, Reason.FINISHED, message)
     d.condition(Type.SUCCEEDED, conditions.FALSE, reason, message)
     d.condition(Type.FAILED, conditions.TRUE, reason, message)
