@@ -50,7 +50,8 @@ class KubeClient(Protocol):
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
 
-    def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]: ...
+    def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "",
+              field_selector: str = "") -> list[dict[str, Any]]: ...
 
     def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
 
@@ -123,8 +124,10 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
         raise
 
 
-def list_(api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
+def list_(api_version: str, kind: str, namespace: str | None, selector: str = "", field_selector: str = "") -> list[dict[str, Any]]:
     query = [("labelSelector", selector)] if selector else []
+    if field_selector:
+        query.append(("fieldSelector", field_selector))
     return _call("GET", resource_path(api_version, kind, namespace), query=query).get("items", [])
 
 

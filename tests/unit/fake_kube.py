@@ -67,10 +67,13 @@ class FakeKube:
         obj = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(obj) if obj else None
 
-    def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
+    def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "",
+              field_selector: str = "") -> list[dict[str, Any]]:
         wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term)
+        fields = dict(term.split("=", 1) for term in field_selector.split(",") if "=" in term)  # top-level fields only
         return [copy.deepcopy(o) for (k, ns, _), o in sorted(self.objects.items())
-                if k == kind and ns == namespace and wanted.items() <= (o["metadata"].get("labels") or {}).items()]
+                if k == kind and ns == (namespace or "") and wanted.items() <= (o["metadata"].get("labels") or {}).items()
+                and all(str(o.get(f)) == v for f, v in fields.items())]
 
     def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         self._fail_if_asked(obj["kind"])

@@ -13,6 +13,8 @@ from tests.unit.modelendpoint_wrappers import MakeEndpoint
 from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
 CONFIG = Settings()
+# The claim MakeEndpoint's model (pvc://models/run-1) lives on: ModelResolved needs it to exist.
+MODELS_CLAIM = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models", "namespace": "ml"}}
 
 
 def reconcile_job(kube: FakeKube, name: str = "train") -> float | None:
@@ -54,7 +56,7 @@ def test_a_gone_trainingjob_is_left_to_garbage_collection():
 
 
 def test_a_new_endpoint_gets_its_children_then_a_status_naming_its_model():
-    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    kube = FakeKube(MakeEndpoint().replicas(2).obj(), MODELS_CLAIM)
     reconcile_endpoint(kube)
     assert {"Deployment", "Service"} <= set(kube.kinds())
     status = kube.get("", "ModelEndpoint", "ml", "mep")["status"]
@@ -63,7 +65,7 @@ def test_a_new_endpoint_gets_its_children_then_a_status_naming_its_model():
 
 
 def test_an_endpoint_pass_that_finds_nothing_changed_writes_nothing():
-    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    kube = FakeKube(MakeEndpoint().replicas(2).obj(), MODELS_CLAIM)
     reconcile_endpoint(kube)
     before, patches, events = kube.versions(), len(kube.status_patches), len(kube.events)
     reconcile_endpoint(kube)
@@ -72,14 +74,14 @@ def test_an_endpoint_pass_that_finds_nothing_changed_writes_nothing():
 
 
 def test_an_endpoint_status_is_written_only_after_its_deployment_was_applied():
-    kube = FakeKube(MakeEndpoint().obj(), failing_kinds=("Deployment",))
+    kube = FakeKube(MakeEndpoint().obj(), MODELS_CLAIM, failing_kinds=("Deployment",))
     with pytest.raises(ApiException):
         reconcile_endpoint(kube)
     assert kube.status_patches == [] and kube.events == []
 
 
 def test_an_endpoint_turns_ready_when_its_deployment_reports_every_replica_ready():
-    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    kube = FakeKube(MakeEndpoint().replicas(2).obj(), MODELS_CLAIM)
     reconcile_endpoint(kube)
     deployment = kube.get("apps/v1", "Deployment", "ml", "mep")
     deployment["status"] = {"observedGeneration": deployment["metadata"]["generation"], "replicas": 2,
@@ -88,3 +90,25 @@ def test_an_endpoint_turns_ready_when_its_deployment_reports_every_replica_ready
     reconcile_endpoint(kube)
     assert kube.get("", "ModelEndpoint", "ml", "mep")["status"]["phase"] == "Ready"
     assert ("Normal", "AllReplicasReady") in [(t, r) for t, r, _ in kube.events]
+
+
+def test_an_endpoint_whose_model_claim_is_missing_deploys_nothing_and_says_so():
+    kube = FakeKube(MakeEndpoint().replicas(2).obj())
+    reconcile_endpoint(kube)
+    assert "Deployment" not in kube.kinds()
+    status = kube.get("", "ModelEndpoint", "ml", "mep")["status"]
+    assert (status["phase"], status["reason"]) == ("WaitingForModel", "ModelClaimNotFound")
+    assert ("Warning", "ModelClaimNotFound") in [(t, r) for t, r, _ in kube.events]
+
+
+def test_an_endpoints_crash_looping_pods_are_its_reason():
+    kube = FakeKube(MakeEndpoint().replicas(1).obj(), MODELS_CLAIM)
+    reconcile_endpoint(kube)
+    kube.store({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mep-1", "namespace": "ml", "labels": {"kubeforge.io/modelendpoint": "mep"}},
+                "status": {"phase": "Running", "containerStatuses": [{"name": "server", "ready": False, "restartCount": 4,
+                           "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 2}}}]}})
+    reconcile_endpoint(kube)
+    status = kube.get("", "ModelEndpoint", "ml", "mep")["status"]
+    assert status["reason"] == "CrashLoopBackOff"
+    assert "pod mep-1: container server exited with code 2; restarted 4 times" in next(
+        c["message"] for c in status["conditions"] if c["type"] == "Ready")

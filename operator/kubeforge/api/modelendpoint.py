@@ -162,6 +162,12 @@ class ModelEndpointSpec(ApiModel):
         json_schema_extra=preserve_unknown("Extra container env (core/v1 EnvVar); wins over the operator's."),
     )
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to the server pods.")
+    start_deadline_seconds: int | None = Field(
+        None, ge=1, le=86400,
+        description="Degraded (reason StartDeadlineExceeded, naming the pods' reason) when server pods are held back"
+        " this long: crash loop, image pull, missing Secret or ConfigMap, unschedulable, failing readiness probe."
+        " Unset: the operator's default (KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS, 300).",
+    )
 
 
 class ModelEndpointPhase(StrEnum):
@@ -207,6 +213,8 @@ class ModelEndpointReason(StrEnum):
     """The referenced TrainingJob failed: nothing to serve until it is re-run."""
     INVALID_MODEL_URI = "InvalidModelUri"
     """The URI (given, or reported by the TrainingJob) is one kubeforge cannot serve."""
+    MODEL_CLAIM_NOT_FOUND = "ModelClaimNotFound"
+    """The model's pvc:// claim does not exist in the endpoint's namespace: nothing could mount it."""
     # Ready / Progressing reasons.
     ALL_REPLICAS_READY = "AllReplicasReady"
     """Every desired replica runs the current pod template and is Ready."""
@@ -222,6 +230,9 @@ class ModelEndpointReason(StrEnum):
     """The Deployment controller gave up waiting for the rollout (progressDeadlineSeconds)."""
     ROLLOUT_COMPLETE = "RolloutComplete"
     """Nothing left to roll out."""
+    START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
+    """Server pods have been held back (crash loop, image pull, missing Secret, unschedulable, ...) longer than the
+    start deadline (KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS); the message names the pods' reason."""
 
 
 class ModelEndpointStatus(ApiModel):
@@ -240,10 +251,12 @@ class ModelEndpointStatus(ApiModel):
     selector: str | None = Field(None, description="Label selector of the server pods, for the scale subresource.")
     runtime: str | None = Field(None, description="The runtime resolved from spec.runtime.")
     model_uri: str | None = Field(None, description="The model URI being served (resolved from trainingJobRef).")
+    reason: str | None = Field(None, description="Why the endpoint is not ready, in one word (the REASON column); unset when ready.")
 
 
 PRINTER_COLUMNS = (
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1, "description": "why it is not ready"},
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
     {"name": "Runtime", "type": "string", "jsonPath": ".status.runtime"},
     {"name": "URL", "type": "string", "jsonPath": ".status.url"},

@@ -7,17 +7,19 @@ The client is injected (kubeforge.kube in production), so the shell is unit-test
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import Any
 
 import kopf
 
-from kubeforge import API_VERSION, kube, watches
+from kubeforge import API_VERSION, kube, podreasons, watches
 from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
 from kubeforge.kube import KubeClient
-from kubeforge.modelendpoint import builders, handover, refindex
+from kubeforge.modelendpoint import builders, handover, modelsource, refindex
+from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
@@ -57,7 +59,25 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     spec = ModelEndpointSpec.model_validate(endpoint["spec"])
     ref = spec.model.training_job_ref
     training_job = client.get(API_VERSION, TRAININGJOB_KIND, namespace, ref.name) if ref else None
-    return Observed(endpoint, spec, training_job, client.get("apps/v1", "Deployment", namespace, name))
+    obs = Observed(endpoint, spec, training_job, client.get("apps/v1", "Deployment", namespace, name))
+    claim = modelsource.model_claim(obs.resolution)
+    if claim:  # ModelResolved claims only a model the pods can mount
+        missing = kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", namespace, claim) is None, False)
+        obs = dataclasses.replace(obs, model_claim_missing=missing)
+    return dataclasses.replace(obs, **_held_back_pods(client, obs))
+
+
+def _held_back_pods(client: KubeClient, obs: Observed) -> dict[str, Any]:
+    """The server pods while not all are Ready (why they wait goes into status), and the kubelet's Unhealthy
+    events when one runs but fails its readiness probe; nothing is read for a Ready endpoint."""
+    deployment = obs.deployment
+    desired = endpoint_status.desired_replicas(obs.spec, deployment)
+    if deployment is None or ((deployment.get("status") or {}).get("readyReplicas") or 0) >= desired:
+        return {}
+    pods = client.list_("v1", "Pod", obs.namespace, builders.selector_string(obs.name))
+    unready = {p["metadata"]["name"] for p in pods if (b := podreasons.pod_blocker(p)) and b.reason == podreasons.NOT_READY}
+    events = client.list_("v1", "Event", obs.namespace, field_selector="reason=Unhealthy") if unready else []
+    return {"pods": tuple(pods), "probe_events": tuple(e for e in events if (e.get("involvedObject") or {}).get("name") in unready)}
 
 
 def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan) -> dict[str, Any]:
@@ -79,4 +99,6 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient 
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:
         watches.enqueue_owner_on_child_event(registry, queue, group, version, plural, builders.LABEL, KIND)
+    # Server pods: why they wait (crash loop, image pull, failing probe) changes nothing on the Deployment.
+    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", builders.LABEL, KIND)
     refindex.setup(registry, queue)

@@ -52,6 +52,23 @@ def resolve_model(source: ModelSource, training_job: dict[str, Any] | None, prev
     return _waiting(Reason.WAITING_FOR_TRAINING_JOB, f"waiting for TrainingJob {name} to succeed (phase {phase})", previous_uri)
 
 
+def model_claim(resolution: ModelResolution) -> str | None:
+    """The PersistentVolumeClaim the server pods would mount for the resolved model, if any."""
+    if not resolution.uri or resolution.failed:
+        return None
+    return storage.parse_uri(resolution.uri).claim
+
+
+def require_claim(resolution: ModelResolution, claim_exists: bool) -> ModelResolution:
+    """ModelResolved claims only a model the pods can mount: a pvc:// claim that does not exist is not resolved
+    (the endpoint waits for it, as GitOps may apply the claim after the endpoint)."""
+    claim = model_claim(resolution)
+    if claim is None or claim_exists:
+        return resolution
+    message = f'persistentvolumeclaim "{claim}" not found: {resolution.uri} cannot be mounted'
+    return ModelResolution(None, Reason.MODEL_CLAIM_NOT_FOUND, message)
+
+
 def _checked(uri: str, message: str) -> ModelResolution:
     try:
         storage.parse_uri(uri)

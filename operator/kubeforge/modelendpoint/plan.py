@@ -13,10 +13,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeforge import conditions
+from kubeforge import conditions, podreasons
 from kubeforge.api.common import EventType
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, handover
+from kubeforge.modelendpoint import builders, handover, modelsource
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model
 from kubeforge.modelendpoint.runtime import resolve_runtime
@@ -33,6 +33,9 @@ class Observed:
     spec: ModelEndpointSpec
     training_job: dict[str, Any] | None = None  # the referenced TrainingJob; None without a ref or when absent
     deployment: dict[str, Any] | None = None  # the live Deployment, or the one the apply returned
+    model_claim_missing: bool = False  # the resolved model's pvc:// claim does not exist
+    pods: tuple[dict[str, Any], ...] = ()  # the server pods, read while not all are Ready
+    probe_events: tuple[dict[str, Any], ...] = ()  # the kubelet's Unhealthy events, read while a pod fails its probe
 
     @property
     def name(self) -> str:
@@ -53,7 +56,13 @@ class Observed:
 
     @property
     def resolution(self) -> ModelResolution:
-        return resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
+        resolved = resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
+        return modelsource.require_claim(resolved, claim_exists=not self.model_claim_missing)
+
+    def blocker(self, gpu_resource: str) -> podreasons.Blocker | None:
+        """The server pods' first blocking reason; a failing readiness probe with the kubelet's words."""
+        blocker = podreasons.first_blocker(self.pods, gpu_resource)
+        return podreasons.with_probe_message(blocker, self.probe_events) if blocker else None
 
     def with_deployment(self, deployment: dict[str, Any]) -> "Observed":
         return dataclasses.replace(self, deployment=deployment)
@@ -112,6 +121,8 @@ def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
         previous=obs.previous,
         now=now,
         degraded_after=config.endpoint_degraded_after_seconds,
+        blocker=obs.blocker(config.gpu_resource),
+        start_deadline=float(obs.spec.start_deadline_seconds or config.endpoint_start_deadline_seconds),
     )
     requeue = min(recheck, config.resync_seconds) if recheck is not None else config.resync_seconds
     return StatusPlan(status, transition_events(obs.previous, status), requeue)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge import conditions as cond
+from kubeforge import podreasons
 from kubeforge.api.modelendpoint import ModelEndpointSpec
 from kubeforge.api.modelendpoint import ModelEndpointConditionType as Type
 from kubeforge.api.modelendpoint import ModelEndpointPhase as Phase
@@ -99,6 +100,31 @@ def judge(resolution: ModelResolution, rollout: Rollout, short_since: float | No
     return Verdict(Phase.DEPLOYING, (cond.FALSE, Reason.ROLLING_OUT, counted), (cond.TRUE, Reason.ROLLING_OUT, counted))
 
 
+def with_pod_reason(verdict: Verdict, blocker: podreasons.Blocker | None, waited: float, start_deadline: float) -> Verdict:
+    """The pods' first blocking reason in the Ready message; held back past the start deadline, the endpoint is Degraded."""
+    if blocker is None or verdict.phase in (Phase.READY, Phase.FAILED, Phase.WAITING_FOR_MODEL):
+        return verdict
+    why = blocker.describe()
+    if waited >= start_deadline and verdict.phase != Phase.DEGRADED:
+        msg = f"server pods not ready for {int(waited)}s (start deadline {start_deadline:g}s): {why}"
+        return Verdict(Phase.DEGRADED, (cond.FALSE, Reason.START_DEADLINE_EXCEEDED, msg), (cond.FALSE, Reason.START_DEADLINE_EXCEEDED, msg))
+    ready, progressing = verdict.ready, verdict.progressing
+    recheck = [t for t in (verdict.recheck_after, start_deadline - waited if waited < start_deadline else None) if t is not None]
+    return Verdict(verdict.phase, (ready[0], ready[1], f"{ready[2]}; {why}"), (progressing[0], progressing[1], f"{progressing[2]}; {why}"),
+                   min(recheck) if recheck else None)
+
+
+def short_reason(verdict: Verdict, resolution: ModelResolution, blocker: podreasons.Blocker | None) -> str | None:
+    """One word for the REASON column: why the endpoint is not Ready (None when it is)."""
+    if verdict.phase == Phase.READY:
+        return None
+    if not resolution.resolved:
+        return resolution.reason
+    if blocker is not None:
+        return blocker.reason
+    return verdict.ready[1]
+
+
 def seconds_not_ready(previous: dict[str, Any], now: str) -> float:
     """How long the Ready condition has been False (0 when it is True or absent)."""
     ready = cond.find(previous.get("conditions"), Type.READY)
@@ -118,9 +144,12 @@ def build_status(
     previous: dict[str, Any],
     now: str,
     degraded_after: float,
+    blocker: podreasons.Blocker | None = None,
+    start_deadline: float = 300.0,
 ) -> tuple[dict[str, Any], float | None]:
     """The full status to write, and seconds until it should be recomputed without an event (or None)."""
-    verdict = judge(resolution, rollout, seconds_not_ready(previous, now), degraded_after)
+    waited = seconds_not_ready(previous, now)
+    verdict = with_pod_reason(judge(resolution, rollout, waited, degraded_after), blocker, waited, start_deadline)
     conditions = list(previous.get("conditions") or [])
     model_status = cond.TRUE if resolution.resolved else cond.FALSE
     conditions = cond.set_condition(conditions, Type.MODEL_RESOLVED, model_status, resolution.reason, resolution.message, generation, now)
@@ -141,6 +170,9 @@ def build_status(
     if resolution.uri:
         status["modelUri"] = resolution.uri
         status["url"] = builders.service_url(name, namespace)
+    reason = short_reason(verdict, resolution, blocker)
+    if reason:
+        status["reason"] = reason
     return status, verdict.recheck_after
 
 
@@ -154,4 +186,5 @@ def _kstatus_conditions(conditions: list[dict[str, Any]], verdict: Verdict, gene
 
 def is_warning(condition: dict[str, Any]) -> bool:
     """Which condition transitions deserve a Warning event rather than a Normal one."""
-    return condition["reason"] in (modelsource.FAILURES | {Reason.PROGRESS_DEADLINE_EXCEEDED, Reason.REPLICAS_UNAVAILABLE})
+    return condition["reason"] in (modelsource.FAILURES | {Reason.PROGRESS_DEADLINE_EXCEEDED, Reason.REPLICAS_UNAVAILABLE,
+                                                           Reason.START_DEADLINE_EXCEEDED, Reason.MODEL_CLAIM_NOT_FOUND})
