@@ -129,3 +129,13 @@ def test_the_headless_service_names_the_heads_gcs_port():
     service = build_service(MakeTrainingJob("bert").ray().model(), OWNER)
     assert service["spec"]["ports"] == [{"name": "ray-gcs", "port": 6379, "targetPort": 6379}]
     assert service["spec"]["publishNotReadyAddresses"] is True  # workers resolve the head before it is Ready
+
+
+def test_the_ray_sample_is_a_two_node_ray_job_with_a_driver():
+    from pathlib import Path
+
+    from kubeforge.localrun import load_trainingjob
+
+    job = load_trainingjob(str(Path(__file__).resolve().parents[2] / "samples" / "trainingjob-ray.yaml"))
+    assert (job.spec.launcher, job.spec.nodes, job.spec.ray.version) == ("ray", 2, "2.60.0")
+    assert job.spec.command[:2] == ["python", "-c"] and "ray.get([compute.remote(i) for i in range(4)])" in job.spec.command[2]
