@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +119,12 @@ class Group:
             if proc.poll() is None:
                 self.kill_node(rank)
                 proc.wait()
+        self.remove_ray_temp_dirs()
+
+    def remove_ray_temp_dirs(self) -> None:
+        """A killed launcher-ray agent leaves its --temp-dir under /tmp; the logs name it."""
+        for match in re.finditer(r"--temp-dir=(/tmp/kf-ray-[A-Za-z0-9_]+)", self.logs(tail=10**6)):
+            shutil.rmtree(match.group(1), ignore_errors=True)
 
     def summary(self, rank: int = 0) -> dict:
         return json.loads(self.termination_log(rank).read_text())

@@ -202,6 +202,22 @@ class RayNode:
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        _wait_gone(children)  # before the temp dir is removed: a dying raylet still writes its logs there
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 5.0) -> None:
+    """Until no pid is alive (a zombie counts as gone: init reaps Ray's orphans), or the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)  # other processes' deaths: nothing to wait on but the clock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _stop(proc: subprocess.Popen | None, grace_s: float) -> None:
