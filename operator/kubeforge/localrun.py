@@ -110,6 +110,16 @@ def local_ray_envs(job: TrainingJob, envs: list[LaunchEnv], cores: int) -> list[
                                 ray=dataclasses.replace(shared, node_manager_port=free_port())) for env in envs]
 
 
+def describe(first: LaunchEnv) -> str:
+    """What the run starts, in words, for its first line."""
+    if first.ray:
+        store = f", {first.ray.object_store_memory // 2**20} MiB object store" if first.ray.object_store_memory else ""
+        return (f"{first.nnodes} Ray node(s) on {first.pod_ip} (rank 0 the head, its log node-0.log has the driver's "
+                f"output), {first.ray.num_cpus} CPU(s){store} each")
+    return (f"{first.nnodes} node(s) x {first.nproc_per_node} process(es), launcher {first.launcher}, "
+            f"{first.omp_num_threads} thread(s) each")
+
+
 def worker_command(job: TrainingJob) -> list[str]:
     """kubeforge-train with the pod's arguments (the user's command after --, as the pod builder passes it)."""
     return [sys.executable, "-m", TRAINER_MODULE, *trainer_args(job.spec)]
@@ -171,10 +181,7 @@ def run_local(path: str, over: Overrides, workdir: Path | None = None, out: Text
     workdir = (workdir or Path("kubeforge-local") / job.name).resolve()
     prepare_workdir(job, workdir, over.resume)
     envs = local_launch_envs(job, workdir, free_port(), usable_cores(), over.output)
-    first = envs[0]
-    print(f"kubeforge: running TrainingJob {job.name} locally: {first.nnodes} node(s) x {first.nproc_per_node} "
-          f"process(es), launcher {first.launcher}, {first.omp_num_threads} thread(s) each; logs in {workdir}",
-          file=out, flush=True)
+    print(f"kubeforge: running TrainingJob {job.name} locally: {describe(envs[0])}; logs in {workdir}", file=out, flush=True)
     started = time.monotonic()
     procs = start_workers(envs, worker_command(job), workdir, user_env(job))
     try:

@@ -117,3 +117,10 @@ def test_every_ray_process_gets_one_explicit_auth_mode(monkeypatch):
     assert seen["RAY_AUTH_MODE"] == "disabled"  # not left to a ~/.ray/auth_token on the machine
     raynode.run_ray_node(launch(1), {"RAY_AUTH_MODE": "token"}, [])
     assert seen["RAY_AUTH_MODE"] == "token"  # the job's own env (spec.env) wins
+
+
+def test_a_local_ray_run_says_where_the_nodes_are_and_where_the_drivers_output_goes(local_ray_envs):
+    from kubeforge.localrun import describe
+
+    assert describe(local_ray_envs[0]) == ("2 Ray node(s) on 127.0.0.2 (rank 0 the head, its log node-0.log has the "
+                                           "driver's output), 1 CPU(s), 256 MiB object store each")
