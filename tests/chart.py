@@ -19,7 +19,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "kubeforge"
 CACHE_BIN = Path(os.environ.get("KUBEFORGE_CACHE", Path.home() / ".cache" / "kubeforge")) / "k8s-v1.34.4" / "bin"
-TRAINER_CLUSTER_ROLE = "kubeforge-trainer"  # for the default release name, kubeforge
 
 
 def helm_binary() -> str:

@@ -36,7 +36,7 @@ OUTPUT_URI = "KUBEFORGE_OUTPUT_URI"  # what status.result.modelUri reports
 # kubelet reads it), a file in the run directory locally. A user's command reads it too.
 TERMINATION_LOG = "TERMINATION_MESSAGE_PATH"
 PROGRESS_FILE = "KUBEFORGE_PROGRESS_FILE"  # local runs: progress JSON lines go here
-POD_NAME = "KUBEFORGE_POD_NAME"  # downward API; the trainer annotates its own pod
+POD_NAME = "KUBEFORGE_POD_NAME"  # downward API: which pod this is, for the trainer's logs
 POD_NAMESPACE = "KUBEFORGE_POD_NAMESPACE"
 POD_IP = "KUBEFORGE_POD_IP"  # downward API status.podIP (127.0.0.1 locally): the address Ray binds and advertises
 # launcher ray (RayEnv): ports every node uses, and the head's settings.
@@ -63,8 +63,10 @@ TERMINATION_MESSAGE_LIMIT = 4096
 # closed gloo/NCCL connection): the group must be restarted, the job is not broken.
 # From 129 up, so the default exit-code policy counts it as retryable.
 PEER_LOST_EXIT_CODE = 200
-# Where the trainer reports progress, read by the operator through the API server.
-PROGRESS_ANNOTATION = "kubeforge.io/progress"
+# Where rank 0 reports progress: one key of a per-job ConfigMap that only this job's
+# ServiceAccount may patch (a Role with resourceNames), read by the operator. Not the pod
+# itself: write access to pods would let user code relabel or re-image its neighbours.
+PROGRESS_KEY = "progress"
 # Kubernetes sets this annotation on every pod of an Indexed Job; NODE_RANK reads it
 # through the downward API, so one pod template serves all indexes.
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
@@ -237,8 +239,13 @@ def omp_threads(cpu_limit: float | None, nproc_per_node: int) -> int | None:
     return threads_per_process(cpu_limit, nproc_per_node) if cpu_limit else None
 
 
+def progress_config_map(job_name: str) -> str:
+    """The ConfigMap whose PROGRESS_KEY rank 0 of `job_name` patches."""
+    return f"{job_name}-progress"
+
+
 def progress_record(step: int, total_steps: int, loss: float | None, epoch: float | None = None) -> dict:
-    """The JSON the trainer writes to PROGRESS_ANNOTATION (or PROGRESS_FILE locally)."""
+    """The JSON the trainer writes to PROGRESS_KEY of progress_config_map (or PROGRESS_FILE locally)."""
     record = {"step": int(step), "totalSteps": int(total_steps)}
     if loss is not None:
         record["loss"] = round(float(loss), 6)

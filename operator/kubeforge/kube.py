@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kubeforge import FIELD_MANAGER
+from kubeforge import FIELD_MANAGER, metrics
 from kubeforge.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class KubeClient(Protocol):
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
 
     def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "",
-              field_selector: str = "") -> list[dict[str, Any]]: ...
+              field_selector: str = "", limit: int | None = None) -> list[dict[str, Any]]: ...
 
     def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
 
@@ -91,6 +91,27 @@ def resource_path(api_version: str, kind: str, namespace: str | None, name: str 
 
 
 def _call(method: str, path: str, body: Any = None, query: list | None = None, content_type: str | None = None):
+    """One request; counted by verb, resource and status code (kubeforge_operator_api_requests_total)."""
+    resource = _resource_of(path)
+    try:
+        result = _send(method, path, body, query, content_type)
+    except ApiException as e:
+        metrics.API_REQUESTS.labels(verb=method, resource=resource, code=str(e.status)).inc()
+        raise
+    metrics.API_REQUESTS.labels(verb=method, resource=resource, code="200").inc()
+    return result
+
+
+def _resource_of(path: str) -> str:
+    """The plural in a resource path (/api/v1/namespaces/ns/pods/x/status -> pods)."""
+    parts = path.strip("/").split("/")
+    parts = parts[2:] if parts[0] == "api" else parts[3:]
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    return parts[0] if parts else ""
+
+
+def _send(method: str, path: str, body: Any, query: list | None, content_type: str | None):
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -124,10 +145,13 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
         raise
 
 
-def list_(api_version: str, kind: str, namespace: str | None, selector: str = "", field_selector: str = "") -> list[dict[str, Any]]:
+def list_(api_version: str, kind: str, namespace: str | None, selector: str = "", field_selector: str = "",
+          limit: int | None = None) -> list[dict[str, Any]]:
     query = [("labelSelector", selector)] if selector else []
     if field_selector:
         query.append(("fieldSelector", field_selector))
+    if limit:
+        query.append(("limit", str(limit)))
     return _call("GET", resource_path(api_version, kind, namespace), query=query).get("items", [])
 
 

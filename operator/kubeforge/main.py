@@ -14,7 +14,11 @@ import kopf
 from prometheus_client import start_http_server
 
 from kubeforge import logsetup
+from kubeforge.api.modelendpoint import KIND as MODEL_ENDPOINT
+from kubeforge.api.trainingjob import KIND as TRAINING_JOB
+from kubeforge.health import HEALTH
 from kubeforge.modelendpoint import controller as modelendpoint_controller
+from kubeforge.resync import Resync
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.trainingjob import controller as trainingjob_controller
 from kubeforge.workqueue import WorkQueue
@@ -28,6 +32,8 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
     """Everything the operator runs, registered on `registry`: the controllers, the queue's lifecycle, its probe."""
     for setup_controller in CONTROLLERS:
         setup_controller(registry, queue)
+    resync = Resync(HEALTH, queue.add, config.watch_namespaces, config.resync_seconds, config.relist_seconds,
+                    owner_kinds=(TRAINING_JOB, MODEL_ENDPOINT))
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -35,13 +41,27 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
         host, port = config.metrics_addr.rsplit(":", 1)
         start_http_server(int(port), addr=host)
         memo.queue_task = asyncio.create_task(queue.run(), name="kubeforge-workqueue")
+        # A watched kind with neither an event nor a list for three resync periods is a dead watch.
+        HEALTH.stale_after = 3 * config.resync_seconds + 30
+        memo.resync_task = asyncio.create_task(resync.run(), name="kubeforge-resync")
         log.info("kubeforge operator started; metrics on http://%s/metrics", config.metrics_addr)
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
-        task = memo.get("queue_task")
-        if task:
-            task.cancel()
+        for task in (memo.get("queue_task"), memo.get("resync_task")):
+            if task:
+                task.cancel()
+
+    @kopf.on.probe(id="watches", registry=registry)
+    async def watch_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+        """/healthz fails (kopf answers 500) when a watch died or went silent, or the queue died: see kubeforge.health."""
+        queue_task = memo.get("queue_task")
+        tasks = [t.get_name() for t in asyncio.all_tasks()]
+        problems = HEALTH.problems(tasks, queue_alive=queue_task is None or not queue_task.done())
+        if problems:
+            log.error("unhealthy: %s", "; ".join(problems))
+            raise kopf.PermanentError("; ".join(problems))
+        return {"kinds": len(HEALTH.kinds)}
 
     @kopf.on.probe(id="queue", registry=registry)
     def queue_probe(**_: Any) -> dict[str, int]:
@@ -53,8 +73,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: Settings) -> No
     # A watch that silently stops delivering events is kopf's most reported failure:
     # the server closes each watch after server_timeout, and the client gives up on a
     # stream quiet for longer than client_timeout, so a stalled stream is re-established.
-    kopf_settings.watching.server_timeout = 120
-    kopf_settings.watching.client_timeout = 150
+    # The API server parses timeoutSeconds as an integer ("120.0" is a 400).
+    kopf_settings.watching.server_timeout = int(config.watch_timeout_seconds)
+    kopf_settings.watching.client_timeout = int(config.watch_timeout_seconds) + 30
     kopf_settings.watching.connect_timeout = 10
     kopf_settings.networking.request_timeout = 30
     # Scanning CRDs and namespaces would need cluster-wide list/watch on both; the

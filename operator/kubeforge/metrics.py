@@ -14,3 +14,6 @@ WATCH_EVENTS = Counter("kubeforge_operator_watch_events_total", "Watch events re
 TRANSITIONS = Counter(
     "kubeforge_operator_phase_transitions_total", "Phase changes written to status", ["kind", "phase"]
 )
+API_REQUESTS = Counter(
+    "kubeforge_operator_api_requests_total", "Requests the reconcilers sent to the API server", ["verb", "resource", "code"]
+)

@@ -20,6 +20,10 @@ class Settings:
     metrics_addr: str = "127.0.0.1:8082"
     workers: int = 4
     resync_seconds: float = 60.0
+    # Every TrainingJob and ModelEndpoint is listed and re-queued this often (jittered): catches missed events.
+    relist_seconds: float = 300.0
+    # Each watch request lasts this long on the server (kopf's server_timeout) before it is renewed.
+    watch_timeout_seconds: float = 120.0
     # A ModelEndpoint whose rollout had completed turns Degraded after this long short of Ready replicas.
     endpoint_degraded_after_seconds: float = 60.0
     # A TrainingJob whose workers are not all placed and started this long after its attempt began turns
@@ -27,9 +31,9 @@ class Settings:
     schedule_deadline_seconds: float = 600.0
     # A ModelEndpoint whose pods do not start (crash loop, image pull, config error) this long turns Degraded.
     endpoint_start_deadline_seconds: float = 300.0
-    # ClusterRole (pods get/patch) bound to each TrainingJob's ServiceAccount so rank 0 can
-    # report progress on its own pod; empty: no ServiceAccount token in training pods.
-    trainer_cluster_role: str = "kubeforge-trainer"
+    # Each TrainingJob gets a ServiceAccount whose Role may patch only the job's progress
+    # ConfigMap, so rank 0 can report progress; False: no ServiceAccount token in training pods.
+    trainer_progress: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -44,6 +48,8 @@ class Settings:
             metrics_addr=env.get("KUBEFORGE_METRICS_ADDR", d.metrics_addr),
             workers=int(env.get("KUBEFORGE_WORKERS", d.workers)),
             resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
+            relist_seconds=float(env.get("KUBEFORGE_RELIST_SECONDS", d.relist_seconds)),
+            watch_timeout_seconds=float(env.get("KUBEFORGE_WATCH_TIMEOUT_SECONDS", d.watch_timeout_seconds)),
             endpoint_degraded_after_seconds=float(
                 env.get("KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS", d.endpoint_degraded_after_seconds)
             ),
@@ -51,7 +57,7 @@ class Settings:
             endpoint_start_deadline_seconds=float(
                 env.get("KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS", d.endpoint_start_deadline_seconds)
             ),
-            trainer_cluster_role=env.get("KUBEFORGE_TRAINER_CLUSTER_ROLE", d.trainer_cluster_role),
+            trainer_progress=env.get("KUBEFORGE_TRAINER_PROGRESS", "true").lower() not in ("false", "0", "no"),
         )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubeforge import metrics
+from kubeforge.apierrors import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class WorkQueue:
         except Exception:  # a reconciler bug or an API error: back off, never drop the key
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+            # Never sooner than a 429 / 5xx's Retry-After: the API server says when it can take more.
+            delay = max(min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)), retry_after(e) or 0.0)
             log.exception("reconcile %s %s/%s failed (%d in a row), retry in %.1fs", kind, namespace, name, failures, delay)
             metrics.RECONCILES.labels(kind=kind, result="error").inc()
             return delay

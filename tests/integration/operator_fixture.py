@@ -115,16 +115,6 @@ def apply_crds(kubeconfig: str) -> None:
     run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
 
 
-def trainer_cluster_role() -> dict:
-    """What the chart ships as kubeforge-trainer: the trainer may annotate its own pod with progress."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": "kubeforge-trainer"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
-    }
-
-
 @pytest.fixture(scope="session")
 def operator(cluster, tmp_path_factory):
     """One operator for the session, cluster-wide, with the CRDs from crds/ applied."""

@@ -34,11 +34,10 @@ def test_kubectl_get_tj_shows_phase_workers_and_restarts(kit):
     assert lines[1].split()[:4] == ["glance", "Running", "2/2", "0"]
 
 
-def test_rank_zeros_progress_annotation_shows_in_status(kit):
+def test_rank_zeros_progress_record_shows_in_status(kit):
     kit.create(fake_job("steps", nodes=2))
     kit.wait_running("steps")
-    rank0 = kit.worker("steps", 1, 0).metadata.name
-    kit.annotate_pod(rank0, {"kubeforge.io/progress": json.dumps({"step": 7, "totalSteps": 20, "loss": 0.42})})
+    kit.report_progress("steps", {"step": 7, "totalSteps": 20, "loss": 0.42, "attempt": 1})
     kit.wait_status("steps", progress={"step": 7, "totalSteps": 20, "loss": 0.42})
 
 

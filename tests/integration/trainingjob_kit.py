@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +10,6 @@ from kubernetes import client
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import Cluster, wait_for
-from tests.integration.operator_fixture import trainer_cluster_role
 from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
 GROUP, VERSION, PLURAL = "kubeforge.io", "v1alpha1", "trainingjobs"
@@ -27,15 +27,6 @@ class TrainingJobKit:
         self.custom = client.CustomObjectsApi(cluster.api)
         self.core = client.CoreV1Api(cluster.api)
         self.batch = client.BatchV1Api(cluster.api)
-
-    def ensure_trainer_role(self) -> None:
-        """The chart ships this ClusterRole; tests create it (shared, never deleted)."""
-        rbac = client.RbacAuthorizationV1Api(self.cluster.api)
-        try:
-            rbac.create_cluster_role(trainer_cluster_role())
-        except client.ApiException as err:
-            if err.status != 409:
-                raise
 
     def create(self, wrapper: MakeTrainingJob) -> dict[str, Any]:
         obj = wrapper.obj()
@@ -62,6 +53,11 @@ class TrainingJobKit:
 
     def annotate_pod(self, pod_name: str, annotations: dict[str, str]) -> None:
         self.core.patch_namespaced_pod(pod_name, self.namespace, {"metadata": {"annotations": annotations}})
+
+    def report_progress(self, name: str, record: dict[str, Any]) -> None:
+        """What rank 0's reporter sends: the record under key `progress` of the job's progress ConfigMap."""
+        body = {"data": {"progress": json.dumps(record)}}
+        self.core.patch_namespaced_config_map(f"{name}-progress", self.namespace, body)
 
     def fail_worker(self, name: str, attempt: int, index: int, code: int) -> str:
         """Make a live worker exit with `code` now, as a crashed or OOM-killed process would."""
@@ -115,7 +111,5 @@ def reconciles(operator) -> float:
 
 @pytest.fixture(name="kit")
 def kit_fixture(cluster, namespace, operator) -> TrainingJobKit:
-    """A kit in a fresh namespace, the operator running and the trainer's ClusterRole in place; test modules import it."""
-    kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
-    return kit
+    """A kit in a fresh namespace with the operator running; test modules import it."""
+    return TrainingJobKit(cluster, namespace)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart import TRAINER_CLUSTER_ROLE, forbidden_grants, objects, one, rbac_rules, render
+from tests.chart import forbidden_grants, objects, one, rbac_rules, render
 
 CLUSTER_WIDE: dict = {}
 NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
@@ -44,9 +44,9 @@ def test_cluster_wide_mode_binds_one_cluster_role_to_the_operator():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubeforge", "namespace": "kubeforge-system"}]
 
 
-def test_namespaced_mode_grants_nothing_cluster_wide_but_the_trainer_role():
+def test_namespaced_mode_grants_nothing_cluster_wide():
     docs = render(NAMESPACED)
-    assert [c["metadata"]["name"] for c in objects(docs, "ClusterRole")] == [TRAINER_CLUSTER_ROLE]
+    assert objects(docs, "ClusterRole") == []
     assert objects(docs, "ClusterRoleBinding") == []
     assert sorted(r["metadata"]["namespace"] for r in objects(docs, "Role")) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in objects(docs, "RoleBinding")) == ["team-a", "team-b"]
@@ -57,22 +57,12 @@ def test_both_modes_grant_the_same_rules():
     assert all(rules == cluster_rules for name, rules in rbac_rules(render(NAMESPACED)).items() if name.startswith("Role/"))
 
 
-def test_the_operator_may_bind_only_the_trainer_cluster_role():
+def test_the_operator_can_neither_bind_nor_escalate_nor_write_pods():
+    """Each job's Role grants only what the operator holds itself (configmaps patch), so no bind/escalate is needed."""
     rules = rbac_rules(render(CLUSTER_WIDE))["ClusterRole//kubeforge"]
-    bind_rules = [r for r in rules if "bind" in r["verbs"]]
-    assert bind_rules == [
-        {
-            "apiGroups": ["rbac.authorization.k8s.io"],
-            "resources": ["clusterroles"],
-            "verbs": ["bind"],
-            "resourceNames": [TRAINER_CLUSTER_ROLE],
-        }
-    ]
-
-
-def test_the_trainer_may_only_read_and_annotate_pods():
-    trainer = [c for c in objects(render(), "ClusterRole") if c["metadata"]["name"] == TRAINER_CLUSTER_ROLE][0]
-    assert trainer["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    assert not [r for r in rules if {"bind", "escalate", "impersonate"} & set(r["verbs"])]
+    pod_verbs = {v for r in rules if "pods" in r["resources"] for v in r["verbs"]}
+    assert pod_verbs == {"list", "watch"}
 
 
 def test_rbac_create_false_renders_no_rbac():
@@ -80,18 +70,10 @@ def test_rbac_create_false_renders_no_rbac():
     assert not [d for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
 
 
-def test_the_operator_is_told_the_trainer_role_it_may_bind():
-    docs = render({}, release="ml-platform")
-    env = {e["name"]: e.get("value") for e in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    trainer_roles = [c["metadata"]["name"] for c in objects(docs, "ClusterRole") if c["metadata"]["name"].endswith("-trainer")]
-    bind = next(r for r in rbac_rules(docs)["ClusterRole//ml-platform-kubeforge"] if "bind" in r["verbs"])
-    assert trainer_roles == [env["KUBEFORGE_TRAINER_CLUSTER_ROLE"]] == bind["resourceNames"] == ["ml-platform-kubeforge-trainer"]
-
-
 def test_every_granted_resource_is_one_the_operator_code_talks_to():
-    """A grant for a kind kubeforge/kube.py does not know is a stale grant (bind on the trainer role aside)."""
+    """A grant for a kind kubeforge/kube.py does not know is a stale grant."""
     from kubeforge.kube import PLURALS
 
     rules = rbac_rules(render(CLUSTER_WIDE))["ClusterRole//kubeforge"]
-    granted = {r.split("/")[0] for rule in rules if "bind" not in rule["verbs"] for r in rule["resources"]}
+    granted = {r.split("/")[0] for rule in rules for r in rule["resources"]}
     assert granted - set(PLURALS.values()) == set()

@@ -1,42 +1,49 @@
-"""Rank 0's reports: the pod-annotation merge-patch, its throttle, and the termination message."""
+"""Rank 0's reports: the progress ConfigMap merge-patch, its throttle, and the termination message."""
 
 import json
 
 from kubeforge import contract
-from kubeforge_workloads.train.report import ProgressReporter, annotation_request, summary_message
+from kubeforge_workloads.train.report import ProgressReporter, progress_request, summary_message
 
 
-def test_progress_is_a_merge_patch_of_the_progress_annotation_on_the_trainers_own_pod():
-    request = annotation_request("10.96.0.1", "443", "ml", "bert-0-abcde", {"step": 5, "totalSteps": 10}, "TOKEN")
-    assert (request.get_method(), request.full_url) == ("PATCH", "https://10.96.0.1:443/api/v1/namespaces/ml/pods/bert-0-abcde")
+def test_progress_is_a_merge_patch_of_the_jobs_own_progress_config_map():
+    request = progress_request("10.96.0.1", "443", "ml", "bert", {"step": 5, "totalSteps": 10}, "TOKEN")
+    assert (request.get_method(), request.full_url) == ("PATCH", "https://10.96.0.1:443/api/v1/namespaces/ml/configmaps/bert-progress")
     assert request.get_header("Content-type") == "application/merge-patch+json"
     assert request.get_header("Authorization") == "Bearer TOKEN"
     body = json.loads(request.data)
-    assert json.loads(body["metadata"]["annotations"][contract.PROGRESS_ANNOTATION]) == {"step": 5, "totalSteps": 10}
+    assert json.loads(body["data"][contract.PROGRESS_KEY]) == {"step": 5, "totalSteps": 10}
 
 
 def test_an_ipv6_api_server_address_is_bracketed():
-    assert annotation_request("fd00::1", "443", "ml", "p", {}, "t").full_url.startswith("https://[fd00::1]:443/")
+    assert progress_request("fd00::1", "443", "ml", "p", {}, "t").full_url.startswith("https://[fd00::1]:443/")
 
 
 class RecordingReporter(ProgressReporter):
     def __init__(self, clock, account_dir):
-        env = {contract.POD_NAME: "p", "KUBERNETES_SERVICE_HOST": "h"}
+        env = {contract.JOB_NAME: "bert", contract.ATTEMPT: "2", "KUBERNETES_SERVICE_HOST": "h"}
         super().__init__("", env, clock=clock, account_dir=account_dir)
         self.sent = []
 
-    def _annotate(self, record):
-        self.sent.append(record["step"])
+    def _send(self, record):
+        self.sent.append(record)
 
 
-def test_annotations_are_throttled_but_the_final_record_always_goes(tmp_path):
+def test_each_report_names_its_attempt(tmp_path):
+    (tmp_path / "token").write_text("t")
+    reporter = RecordingReporter(lambda: 0.0, tmp_path)
+    reporter.report({"step": 1})
+    assert reporter.sent == [{"step": 1, "attempt": 2}]
+
+
+def test_reports_are_throttled_but_the_final_record_always_goes(tmp_path):
     (tmp_path / "token").write_text("t")
     now = [0.0]
     reporter = RecordingReporter(lambda: now[0], tmp_path)
     for step in range(1, 6):
         now[0] = step * 4.0  # every 4 s against a 10 s throttle
         reporter.report({"step": step}, final=step == 5)
-    assert reporter.sent == [1, 4, 5]
+    assert [r["step"] for r in reporter.sent] == [1, 4, 5]
 
 
 def test_outside_a_pod_progress_only_goes_to_the_file(tmp_path):

@@ -64,8 +64,14 @@ def test_launcher_is_immutable():
 
 
 def test_nodes_cannot_change_while_running_unless_elastic():
-    (rule,) = rules(crd_schema())
+    (rule,) = [r for r in rules(crd_schema()) if "oldSelf" in r]
     assert "oldSelf.status.phase" in rule and "self.spec.nodes == oldSelf.spec.nodes" in rule
+
+
+def test_the_name_must_leave_room_for_the_longest_worker_host():
+    """<name>-a<attempt up to 1001>-<index up to 1023> must be a DNS label: 63 - len("-a1001-1023") = 52."""
+    assert "size(self.metadata.name) <= 52" in rules(crd_schema())
+    assert any("metadata.name.matches" in r for r in rules(crd_schema()))
 
 
 def test_the_schema_is_structural():

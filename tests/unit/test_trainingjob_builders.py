@@ -10,6 +10,8 @@ import pytest
 from kubeforge.settings import Settings
 from kubeforge.trainingjob.builders import (
     build_deepspeed_config_map,
+    build_progress_config_map,
+    build_role,
     build_role_binding,
     build_service,
     build_service_account,
@@ -132,18 +134,32 @@ def test_kueue_jobs_are_created_suspended_with_the_queue_label():
     assert manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
 
 
-def test_without_a_trainer_role_pods_get_no_token_and_no_rbac_objects():
-    settings = Settings(trainer_cluster_role="")
+def test_without_progress_reporting_pods_get_no_token_and_no_rbac_objects():
+    settings = Settings(trainer_progress=False)
     spec = job_manifest(MakeTrainingJob(), settings=settings)["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
     job = MakeTrainingJob().model()
-    assert build_service_account(job, OWNER, settings) is None and build_role_binding(job, OWNER, settings) is None
+    built = [build(job, OWNER, settings) for build in (build_service_account, build_role, build_role_binding, build_progress_config_map)]
+    assert built == [None, None, None, None]
 
 
-def test_the_role_binding_binds_the_trainer_cluster_role_to_the_jobs_account():
+def test_the_workers_token_may_patch_its_own_progress_config_map_and_nothing_else():
+    role = build_role(MakeTrainingJob("bert").model(), OWNER, SETTINGS)
+    assert role["metadata"]["name"] == "bert-trainer"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"], "resourceNames": ["bert-progress"]}]
+
+
+def test_the_role_binding_binds_the_jobs_own_role_to_the_jobs_account():
     binding = build_role_binding(MakeTrainingJob("bert").model(), OWNER, SETTINGS)
-    assert binding["roleRef"]["name"] == "kubeforge-trainer"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bert-trainer"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "bert-trainer", "namespace": "ml"}]
+
+
+def test_the_progress_config_map_is_created_empty_and_owned_by_the_job():
+    config_map = build_progress_config_map(MakeTrainingJob("bert").model(), OWNER, SETTINGS)
+    assert config_map["metadata"]["name"] == "bert-progress" and "data" not in config_map
+    assert config_map["metadata"]["ownerReferences"] == [OWNER]
+    assert config_map["metadata"]["labels"]["kubeforge.io/trainingjob"] == "bert"
 
 
 def test_the_service_is_headless_and_publishes_workers_before_they_are_ready():
@@ -176,7 +192,7 @@ def test_no_config_map_for_torchrun_or_a_users_config_map():
 
 def test_shared_children_come_in_the_order_pods_need_them():
     kinds = [c["kind"] for c in build_shared_children(MakeTrainingJob().model(), OWNER, SETTINGS)]
-    assert kinds == ["ServiceAccount", "RoleBinding", "ConfigMap", "Service"]
+    assert kinds == ["ServiceAccount", "ConfigMap", "Role", "RoleBinding", "ConfigMap", "Service"]
 
 
 def test_builders_are_deterministic():

@@ -15,10 +15,11 @@ from tests.unit.trainingjob_wrappers import MakeTrainingJob, worker_job, worker_
 NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=timezone.utc)
 
 
-def reconcile_once(wrapper: MakeTrainingJob, jobs=(), pods=(), now=NOW):
-    """One decision on what the children show."""
+def reconcile_once(wrapper: MakeTrainingJob, jobs=(), pods=(), now=NOW, progress=None):
+    """One decision on what the children show; `progress`: rank 0's record in the progress ConfigMap."""
     job = wrapper.model()
-    return decide(job, observe.observe(job.name, job.status.attempt, list(jobs), list(pods)), now)
+    progress_map = {"data": {"progress": json.dumps(progress)}} if progress is not None else None
+    return decide(job, observe.observe(job.name, job.status.attempt, list(jobs), list(pods), progress_map), now)
 
 
 def then(wrapper: MakeTrainingJob, plan) -> MakeTrainingJob:
@@ -55,13 +56,18 @@ def test_all_workers_ready_is_running():
     assert condition(plan, "Running")["reason"] == "AllWorkersReady"
 
 
-def test_rank_zeros_progress_annotation_becomes_status_progress():
-    progress = {"kubeforge.io/progress": json.dumps({"step": 40, "totalSteps": 100, "loss": 0.5, "checkpoint": "step-40"})}
-    pods = [worker_pod("train", 1, 0, annotations=progress), worker_pod("train", 1, 1)]
-    plan = reconcile_once(MakeTrainingJob().nodes(2), [worker_job("train", 1)], pods)
+def test_rank_zeros_progress_record_becomes_status_progress():
+    progress = {"step": 40, "totalSteps": 100, "loss": 0.5, "checkpoint": "step-40", "attempt": 1}
+    plan = reconcile_once(MakeTrainingJob().nodes(2), [worker_job("train", 1)], running_pods(), progress=progress)
     assert plan.status["progress"] == {"step": 40, "totalSteps": 100, "loss": 0.5}
     assert plan.status["lastCheckpoint"] == "step-40"
     assert plan.status["lastProgressTime"] == rfc3339(NOW)
+
+
+def test_a_progress_record_left_by_an_earlier_attempt_is_ignored():
+    stale = {"step": 40, "totalSteps": 100, "attempt": 1}
+    plan = reconcile_once(MakeTrainingJob().nodes(2).status(attempt=2), [worker_job("train", 2)], running_pods(attempt=2), progress=stale)
+    assert "progress" not in plan.status
 
 
 def test_a_completed_job_succeeds_with_rank_zeros_summary():
@@ -210,7 +216,7 @@ def test_stalled_clears_only_when_the_step_moves():
     restarted = then(wrapper, stalled)
     again = reconcile_once(restarted, [worker_job("train", 2)], running_pods(attempt=2, n=1), now=NOW + timedelta(seconds=35))
     assert condition(again, "Stalled")["status"] == "True"
-    moved = {"kubeforge.io/progress": json.dumps({"step": 1, "totalSteps": 10})}
-    pods = [worker_pod("train", 2, 0, annotations=moved)]
-    advancing = reconcile_once(then(restarted, again), [worker_job("train", 2)], pods, now=NOW + timedelta(seconds=40))
+    moved = {"step": 1, "totalSteps": 10}
+    pods = [worker_pod("train", 2, 0)]
+    advancing = reconcile_once(then(restarted, again), [worker_job("train", 2)], pods, now=NOW + timedelta(seconds=40), progress=moved)
     assert condition(advancing, "Stalled")["reason"] == "Progressing"

@@ -49,15 +49,6 @@ app.kubernetes.io/part-of: kubeforge
 {{- end }}
 
 {{/*
-The ClusterRole every training pod's ServiceAccount is bound to (per job, by a RoleBinding the
-operator creates), so rank 0 can annotate its own pod with progress. Named after the release
-(kubeforge-trainer for the default release) and passed to the operator as KUBEFORGE_TRAINER_CLUSTER_ROLE.
-*/}}
-{{- define "kubeforge.trainerClusterRole" -}}
-{{- printf "%s-trainer" (include "kubeforge.fullname" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
 The operator's rules, the same for the ClusterRole (cluster-wide) and each namespaced Role
 (watchNamespaces). Only the verbs the code uses (re-read the trainingjob and modelendpoint controllers when they change):
   - kopf watches the CRs and every child kind an owner is woken by: list + watch;
@@ -66,8 +57,10 @@ The operator's rules, the same for the ClusterRole (cluster-wide) and each names
     yet: tests/integration/test_chart_rbac.py saw the 403 without it), merge patches on /status
     and on a Job's spec.suspend, delete (stale Jobs, HPA/PDB a spec dropped, a TrainingJob past
     its TTL), Events (create);
-  - the per-job RoleBinding references the trainer ClusterRole: `bind` on exactly that name, so
-    the operator needs no pods/patch of its own.
+  - per TrainingJob, a Role that lets the job's ServiceAccount patch its one progress ConfigMap
+    (resourceNames), and its RoleBinding: Kubernetes lets the operator grant only what it holds
+    itself (configmaps patch), so it needs neither `bind` nor `escalate`;
+  - configmaps get/list/watch: rank 0's progress is read from that ConfigMap, and its changes wake the job.
 No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
 */}}
 {{- define "kubeforge.operatorRules" -}}
@@ -90,15 +83,14 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]
 - apiGroups: [""]
-  resources: ["configmaps", "serviceaccounts"]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
   verbs: ["create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["rolebindings"]
+  resources: ["roles", "rolebindings"]
   verbs: ["create", "patch"]
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["clusterroles"]
-  verbs: ["bind"]
-  resourceNames: [{{ include "kubeforge.trainerClusterRole" . | quote }}]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]

@@ -56,6 +56,17 @@ class Condition(ApiModel):
     observed_generation: int | None = Field(None, json_schema_extra={"format": "int64"})
 
 
+# False while the API server refuses one of the resource's children, or a child's name is taken
+# (kubeforge.applystatus); True again once every child applied. Both kinds carry it.
+CHILDREN_APPLIED = "ChildrenApplied"
+
+
+class ChildrenAppliedReason(StrEnum):
+    APPLIED = "Applied"
+    NAME_CONFLICT = "NameConflict"  # a child's name is taken by an object this resource does not control
+    REFUSED_BY_API_SERVER = "RefusedByAPIServer"  # any other 4xx: a quota, an admission policy, an invalid object
+
+
 def conditions_field(description: str) -> Any:
     """status.conditions: a list keyed by type, so a server-side apply or merge never duplicates one."""
     return Field(

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
 from kubeforge.api.common import Condition, NodePool, Resources, conditions_field
+from kubeforge.api.objectname import DNS_LABEL_MAX, name_rules
 
 KIND = "ModelEndpoint"
 PLURAL = "modelendpoints"
@@ -271,6 +272,8 @@ DEFINITION = ResourceDefinition(
     status_model=ModelEndpointStatus,
     short_names=("mep",),
     printer_columns=PRINTER_COLUMNS,
+    # The Deployment, Service, HPA and PDB all take the endpoint's name; the Service needs a DNS-1035 label.
+    root_validations=name_rules(DNS_LABEL_MAX, "the Service <name>"),
     scale={
         "specReplicasPath": ".spec.replicas",
         "statusReplicasPath": ".status.replicas",

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
 from kubeforge.api.common import QUANTITY_PATTERN, Condition, NodePool, Resources, conditions_field
+from kubeforge.api.objectname import DNS_LABEL_MAX, name_rules
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -260,6 +261,7 @@ class TrainingJobConditionType(StrEnum):
     SUSPENDED = "Suspended"  # spec.runPolicy.suspend removed the pods
     STALLED = "Stalled"  # no progress within progressDeadlineSeconds, or workers not placed within the schedule deadline
     SCHEDULABLE = "Schedulable"  # False: the pool can never hold the workers (more GPUs per pod than a node has, ...)
+    CHILDREN_APPLIED = "ChildrenApplied"  # False while a child is refused (api.common.ChildrenAppliedReason)
 
 
 class TrainingJobReason(StrEnum):
@@ -352,9 +354,14 @@ def _printer(name: str, type_: str, path: str, priority: int = 0, description: s
     return column
 
 
+# Worker hosts are <name>-a<attempt>-<index>: attempt up to backoffLimit + 1 (1001), index up to 1023.
+LONGEST_CHILD_SUFFIX = "-a1001-1023"
+MAX_NAME_LENGTH = DNS_LABEL_MAX - len(LONGEST_CHILD_SUFFIX)
+
 # The root rule sees status, so it can forbid resizing a running job; a status write
 # resets spec to the stored value, so it never trips on the operator's own updates.
 ROOT_VALIDATIONS = (
+    *name_rules(MAX_NAME_LENGTH, f"the worker host <name>{LONGEST_CHILD_SUFFIX}"),
     cel(
         "!has(oldSelf.status) || !has(oldSelf.status.phase)"
         f" || !(oldSelf.status.phase in ['{TrainingJobPhase.RUNNING}', '{TrainingJobPhase.RESTARTING}'])"

@@ -1,5 +1,5 @@
 """Pure builders of a TrainingJob's children: the per-attempt Indexed Job, the headless Service,
-the DeepSpeed ConfigMap and the trainer's ServiceAccount and RoleBinding.
+the DeepSpeed ConfigMap, and the trainer's ServiceAccount, Role, RoleBinding and progress ConfigMap.
 
 Spec and names in, manifests out; no I/O and no clock, so the reconciler can apply
 them again and again and converge (server-side apply, field manager kubeforge).
@@ -89,21 +89,44 @@ def build_deepspeed_config_map(job: TrainingJob, owner: dict[str, Any]) -> dict[
 
 
 def build_service_account(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
-    if not settings.trainer_cluster_role:
+    if not settings.trainer_progress:
         return None
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(names.service_account(job.name), job, owner)}
 
 
+def build_progress_config_map(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """Created empty: rank 0 merge-patches its `progress` key, which the operator never applies, so never resets."""
+    if not settings.trainer_progress:
+        return None
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(names.progress_config_map(job.name), job, owner)}
+
+
+def build_role(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """The worker's token may patch this job's progress ConfigMap and nothing else.
+
+    resourceNames pins the one object; no get/list/watch, no pods. User code runs with
+    this token, so anything broader lets a worker relabel or re-image its neighbours.
+    """
+    if not settings.trainer_progress:
+        return None
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"], "resourceNames": [names.progress_config_map(job.name)]}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(names.service_account(job.name), job, owner),
+        "rules": [rule],
+    }
+
+
 def build_role_binding(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
-    """Binds the trainer ClusterRole in this namespace only, so rank 0 may annotate its pod with progress."""
-    if not settings.trainer_cluster_role:
+    if not settings.trainer_progress:
         return None
     account = names.service_account(job.name)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": _meta(account, job, owner),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": settings.trainer_cluster_role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": job.namespace}],
     }
 
@@ -112,6 +135,8 @@ def build_shared_children(job: TrainingJob, owner: dict[str, Any], settings: Set
     """Everything but the Job, in the order pods need them."""
     built = [
         build_service_account(job, owner, settings),
+        build_progress_config_map(job, owner, settings),
+        build_role(job, owner, settings),
         build_role_binding(job, owner, settings),
         build_deepspeed_config_map(job, owner),
         build_service(job, owner),

@@ -1,48 +1,79 @@
 """The TrainingJob reconciler shell: read the CR and its children, decide with status.decide, apply the Plan.
 
-Level-triggered: events on the CR, its Jobs and its pods only enqueue the key
-(setup, kubeforge.watches); each pass rebuilds everything from the API server, so an
+Level-triggered: events on the CR, its Jobs, its pods and its progress ConfigMap only enqueue
+the key (setup, kubeforge.watches); each pass rebuilds everything from the API server, so an
 operator killed at any moment converges on restart with no duplicate children.
 The client is injected (kubeforge.kube in production), so the shell is unit-tested too.
+Children are applied through kubeforge.ownership (never adopting a name someone else holds);
+a child the API server refuses for good shows as ChildrenApplied=False and is retried slowly
+(kubeforge.apierrors.RefusalGate).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
-from kubeforge import API_VERSION, kube, podspec, watches
+from kubeforge import API_VERSION, applystatus, conditions, kube, podspec, watches
 from kubeforge.api.trainingjob import KIND, PLURAL, TERMINAL_PHASES, TrainingJob
+from kubeforge.api.trainingjob import TrainingJobConditionType as Type
+from kubeforge.api.trainingjob import TrainingJobReason as Reason
+from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.kube import KubeClient
+from kubeforge.ownership import OwnedApplier
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
+from kubeforge.timestamps import rfc3339
 from kubeforge.trainingjob import admission, builders, names, observe, pod
 from kubeforge.trainingjob.status import Plan, decide
 from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+# A thousand jobs each reporting every 10 s would be a hundred reconciles a second: a
+# ConfigMap event wakes its job after this delay, and the events of that window share one pass.
+PROGRESS_COALESCE_S = 2.0
+# Jobs whose children the API server refused (quota, admission, a taken name): retried slowly.
+GATE = RefusalGate()
 
 
-def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS) -> float | None:
+def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
+              applier: OwnedApplier | None = None, gate: RefusalGate = GATE) -> float | None:
     obj = client.get(API_VERSION, KIND, namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
+        gate.release((namespace, name))
         return None  # garbage collection removes the children through their ownerReferences
-    job = TrainingJob.from_manifest(obj)
+    try:
+        job = TrainingJob.from_manifest(obj)
+        _build_all(obj, job, config)
+    except (ValidationError, ValueError, KeyError, TypeError) as invalid:
+        return _unreadable(client, obj, invalid)
+    wait = gate.held((namespace, name), job.generation, time.monotonic())
+    if wait is not None:
+        return wait  # a refused apply is retried slowly; status already carries the refusal
     jobs, pods = _owned_children(client, obj)
     # Why workers wait (the pool's nodes, the claims they mount) is read only while they do.
     waiting = job.status.phase not in (*TERMINAL_PHASES, "Running")
     nodes, missing = (_pool_nodes(client, job, config), _missing_claims(client, job)) if waiting else (None, ())
-    observed = observe.observe(name, job.status.attempt, jobs, pods, _workloads(client, job, jobs), nodes, missing)
-    plan = decide(job, observed, datetime.now(timezone.utc), Policy(config.schedule_deadline_seconds, config.gpu_resource))
+    progress_map = _owned(client.get("v1", "ConfigMap", namespace, names.progress_config_map(name)), obj)
+    observed = observe.observe(name, job.status.attempt, jobs, pods, _workloads(client, job, jobs), nodes, missing, progress_map)
+    now = datetime.now(timezone.utc)
+    plan = decide(job, observed, now, Policy(config.schedule_deadline_seconds, config.gpu_resource))
+    previous = job.status.to_wire()
     # Children first, status after: a pass that dies in between leaves a Job that the next
     # pass adopts (observe), never a status that claims an attempt with no Job.
-    _apply_children(client, obj, job, plan, config)
-    patch_status_if_changed(client, obj, job.status.to_wire(), plan.status)
+    try:
+        _apply_children(client, applier or OwnedApplier(client), obj, job, plan, config)
+    except Refused as refused:
+        return _refused(client, gate, obj, job, plan, refused.refusal, now)
+    gate.release((namespace, name))
+    patch_status_if_changed(client, obj, previous, applystatus.applied(plan.status, job.generation, rfc3339(now)))
     for type_, reason, message in plan.events:
         client.emit_event(obj, type_, reason, message)
     if plan.delete_self:
@@ -50,6 +81,42 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
         client.delete(API_VERSION, KIND, namespace, name)
         return None
     return plan.requeue_after
+
+
+def _refused(client: KubeClient, gate: RefusalGate, obj: dict[str, Any], job: TrainingJob, plan: Plan,
+             refusal: Refusal, now: datetime) -> float:
+    """Status says what was refused, in the API server's words (claiming no Job it refused), and the retry is slow."""
+    previous = job.status.to_wire()
+    unconfirmed = tuple(t for t in (Type.CREATED,) if not conditions.find(previous.get("conditions"), t))
+    status = applystatus.refused(plan.status, refusal, job.generation, rfc3339(now), unconfirmed)
+    patch_status_if_changed(client, obj, previous, status)
+    for changed in conditions.transitions(previous.get("conditions"), status["conditions"]):
+        if changed["type"] == Type.CHILDREN_APPLIED:
+            client.emit_event(obj, "Warning", changed["reason"], changed["message"])
+    meta = obj["metadata"]
+    delay = gate.hold((meta["namespace"], meta["name"]), job.generation, refusal, time.monotonic())
+    log.warning("TrainingJob %s/%s: %s; next try in %.0fs", meta["namespace"], meta["name"], status["message"], delay)
+    return delay
+
+
+def _build_all(obj: dict[str, Any], job: TrainingJob, config: Settings) -> None:
+    """The pure builders, once: a spec they cannot turn into children fails here, before anything is written."""
+    owner = podspec.owner_reference(obj)
+    builders.build_shared_children(job, owner, config)
+    builders.build_worker_job(job, owner, 1, config, suspend=False)
+
+
+def _unreadable(client: KubeClient, obj: dict[str, Any], invalid: Exception) -> None:
+    """A spec the CRD admitted but the models or builders refuse can never run: Failed, saying why, not a retry loop."""
+    meta, previous = obj["metadata"], obj.get("status") or {}
+    message = f"the operator cannot read this spec: {invalid}"[:2000]
+    failed = conditions.set_condition(previous.get("conditions") or [], Type.FAILED, conditions.TRUE, Reason.INVALID_SPEC,
+                                      message, meta.get("generation"), rfc3339(datetime.now(timezone.utc)))
+    status = {**previous, "phase": "Failed", "message": message, "observedGeneration": meta.get("generation"), "conditions": failed}
+    if patch_status_if_changed(client, obj, previous, status):
+        client.emit_event(obj, "Warning", Reason.INVALID_SPEC, message)
+    log.error("TrainingJob %s/%s: %s", meta["namespace"], meta["name"], message)
+    return None
 
 
 def _owned_children(client: KubeClient, obj: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -89,18 +156,24 @@ def _missing_claims(client: KubeClient, job: TrainingJob) -> tuple[str, ...]:
     return tuple(claim for claim in pod.claims(job) if missing(claim))
 
 
+def _owned(child: dict[str, Any] | None, obj: dict[str, Any]) -> dict[str, Any] | None:
+    return child if child is not None and _owned_by(child, obj["metadata"]["uid"]) else None
+
+
 def _owned_by(child: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in child["metadata"].get("ownerReferences") or [])
 
 
-def _apply_children(client: KubeClient, obj: dict[str, Any], job: TrainingJob, plan: Plan, config: Settings) -> None:
+def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, Any], job: TrainingJob, plan: Plan,
+                    config: Settings) -> None:
     namespace = job.namespace
     if plan.status.get("phase") not in TERMINAL_PHASES:
         owner = podspec.owner_reference(obj)
-        for child in builders.build_shared_children(job, owner, config):
-            client.apply(child)
+        children = builders.build_shared_children(job, owner, config)
         if plan.create_job is not None:
-            client.apply(builders.build_worker_job(job, owner, plan.create_job, config, plan.create_suspended))
+            children.append(builders.build_worker_job(job, owner, plan.create_job, config, plan.create_suspended))
+        # Every child is checked before any is written: a name taken by someone else stops it all.
+        applier.apply_all(children, owner["uid"])
     if plan.job_suspend is not None:
         current = names.worker_job(job.name, plan.status["attempt"])
         client.patch_merge("batch/v1", "Job", namespace, current, {"spec": {"suspend": plan.job_suspend}})
@@ -109,9 +182,11 @@ def _apply_children(client: KubeClient, obj: dict[str, Any], job: TrainingJob, p
 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
-    """Wire the reconciler: events on a TrainingJob, its Jobs and its pods enqueue the TrainingJob."""
-    queue.register(KIND, functools.partial(reconcile, client=client, config=config))
+    """Wire the reconciler: events on a TrainingJob, its Jobs, its pods and its progress ConfigMap enqueue the TrainingJob."""
+    reconciler = functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate())
+    queue.register(KIND, reconciler)
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND)
-    # Pods carry rank 0's progress annotation and the exit codes.
+    # Pods carry the exit codes and readiness; rank 0's progress lands in the progress ConfigMap.
     watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND)
+    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "configmaps", names.JOB_LABEL, KIND, delay=PROGRESS_COALESCE_S)

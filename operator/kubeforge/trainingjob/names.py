@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kubeforge import contract
+
 JOB_LABEL = "kubeforge.io/trainingjob"
 ATTEMPT_LABEL = "kubeforge.io/attempt"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -38,7 +40,12 @@ def deepspeed_config_map(name: str) -> str:
 
 
 def service_account(name: str) -> str:
+    """Also the name of its Role and RoleBinding."""
     return f"{name}-trainer"
+
+
+def progress_config_map(name: str) -> str:
+    return contract.progress_config_map(name)
 
 
 def attempt_of(obj: dict) -> int | None:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeforge.contract import PROGRESS_ANNOTATION
+from kubeforge.contract import PROGRESS_KEY
 from kubeforge.trainingjob import admission, names
 from kubeforge.trainingjob.exitcodes import completion_index
 
@@ -26,6 +26,7 @@ class Observed:
     workload: dict[str, Any] | None = None  # Kueue's Workload for the current Job (queued jobs only)
     nodes: list[dict[str, Any]] | None = None  # the pool's nodes, read while workers wait; None: not read
     missing_claims: tuple[str, ...] = ()  # PVCs the workers mount that do not exist (checked while they wait)
+    progress_record: str | None = None  # rank 0's JSON from the job's progress ConfigMap
 
     @property
     def live_pods(self) -> list[dict[str, Any]]:
@@ -51,13 +52,14 @@ def job_state(job: dict[str, Any] | None) -> str:
 
 def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
             workloads: list[dict[str, Any]] | None = None, nodes: list[dict[str, Any]] | None = None,
-            missing_claims: tuple[str, ...] = ()) -> Observed:
+            missing_claims: tuple[str, ...] = (), progress_map: dict[str, Any] | None = None) -> Observed:
     """`jobs` and `pods`: every child the job label selects; only the current attempt's count.
 
     The current attempt is the one status records, or a newer one whose Job exists: the
     reconciler creates a Job before it writes status, so after a crash in between the
     next pass adopts that Job instead of creating the attempt again. `workloads`: Kueue's Workloads for
-    these Jobs (the current Job's is kept), `nodes` and `missing_claims` as read while the workers wait.
+    these Jobs (the current Job's is kept), `nodes` and `missing_claims` as read while the workers wait,
+    `progress_map`: the job's progress ConfigMap, where rank 0 reports.
     """
     attempt = max(recorded_attempt or 1, newest_attempt(jobs))
     current = next((j for j in jobs if j["metadata"]["name"] == names.worker_job(name, attempt)), None)
@@ -73,6 +75,7 @@ def observe(name: str, recorded_attempt: int | None, jobs: list[dict[str, Any]],
         workload=admission.workload_of(uid, workloads or []),
         nodes=nodes,
         missing_claims=missing_claims,
+        progress_record=((progress_map or {}).get("data") or {}).get(PROGRESS_KEY),
     )
 
 
@@ -101,11 +104,11 @@ def worker_counts(observed: Observed, total: int) -> dict[str, Any]:
 
 
 def progress(observed: Observed) -> dict[str, Any] | None:
-    """Rank 0's kubeforge.io/progress annotation, or None when absent or unreadable."""
-    pod = observed.rank0()
-    raw = (pod["metadata"].get("annotations") or {}).get(PROGRESS_ANNOTATION) if pod else None
-    record = _json_object(raw)
+    """Rank 0's record in the progress ConfigMap, or None when absent, unreadable or an earlier attempt's."""
+    record = _json_object(observed.progress_record)
     if record is None or not isinstance(record.get("step"), int):
+        return None
+    if record.get("attempt", observed.attempt) != observed.attempt:
         return None
     return {k: record[k] for k in ("step", "totalSteps", "loss", "epoch", "checkpoint") if record.get(k) is not None}
 

@@ -150,7 +150,7 @@ def claims(job: TrainingJob) -> list[str]:
 
 
 def _service_account(name: str, settings: Settings) -> dict[str, Any]:
-    if not settings.trainer_cluster_role:
+    if not settings.trainer_progress:
         return {"automountServiceAccountToken": False}
     return {"serviceAccountName": names.service_account(name), "automountServiceAccountToken": True}
 

@@ -1,9 +1,14 @@
-"""What rank 0 tells the outside world: progress (a JSON-lines file and/or its pod's annotation) and the final summary.
+"""What rank 0 tells the outside world: progress (a JSON-lines file and/or the job's progress ConfigMap) and the final summary.
 
-Progress goes to the pod annotation `kubeforge.io/progress` with a merge-patch through
-the API server, because the operator already watches pods: no extra port, no sidecar,
-and it works the same when the operator runs outside the cluster. Reporting never
-fails a training run; errors are logged and the next report tries again.
+Progress goes to key `progress` of the ConfigMap `<job>-progress` with a merge-patch through
+the API server. The job's ServiceAccount may patch that one ConfigMap and nothing else
+(a Role with resourceNames, built by the operator): user code runs with this token, so it
+must not be able to touch pods, other jobs' progress or anything else in the namespace.
+The operator watches the ConfigMap, so no extra port or sidecar is needed, and it works
+the same when the operator runs outside the cluster. Writes are throttled (one per
+REPORT_EVERY_S, plus the final one): a thousand jobs reporting stay a light load on the
+API server. Reporting never fails a training run; errors are logged and the next report
+tries again.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import logging
 import ssl
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -21,15 +27,16 @@ from kubeforge import contract
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-ANNOTATE_EVERY_S = 10.0
+REPORT_EVERY_S = 10.0
 
 
-def annotation_request(host: str, port: str, namespace: str, pod: str, record: dict, token: str) -> urllib.request.Request:
-    """The merge-patch that sets the progress annotation on the trainer's own pod."""
+def progress_request(host: str, port: str, namespace: str, job: str, record: dict, token: str) -> urllib.request.Request:
+    """The merge-patch that sets the progress key of the job's own progress ConfigMap."""
     host = f"[{host}]" if ":" in host else host  # an IPv6 service host needs brackets in a URL
-    body = {"metadata": {"annotations": {contract.PROGRESS_ANNOTATION: json.dumps(record, sort_keys=True)}}}
+    body = {"data": {contract.PROGRESS_KEY: json.dumps(record, sort_keys=True)}}
+    name = urllib.parse.quote(contract.progress_config_map(job), safe="")
     return urllib.request.Request(
-        f"https://{host}:{port}/api/v1/namespaces/{namespace}/pods/{pod}",
+        f"https://{host}:{port}/api/v1/namespaces/{namespace}/configmaps/{name}",
         data=json.dumps(body).encode(),
         method="PATCH",
         headers={"Content-Type": "application/merge-patch+json", "Authorization": f"Bearer {token}"},
@@ -37,40 +44,42 @@ def annotation_request(host: str, port: str, namespace: str, pod: str, record: d
 
 
 class ProgressReporter:
-    """Rank 0's progress sink: every record to the progress file, throttled ones to the pod annotation."""
+    """Rank 0's progress sink: every record to the progress file, throttled ones to the progress ConfigMap."""
 
     def __init__(self, progress_file: str, env: dict, clock: Callable[[], float] = time.monotonic,
                  account_dir: Path = SERVICE_ACCOUNT_DIR):
         self.progress_file = progress_file
         self.clock = clock
-        self.next_annotation = float("-inf")
-        self.pod = env.get(contract.POD_NAME, "")
+        self.next_report = float("-inf")
+        self.job = env.get(contract.JOB_NAME, "")
+        self.attempt = env.get(contract.ATTEMPT, "")
         self.namespace = env.get(contract.POD_NAMESPACE) or env.get(contract.NAMESPACE, "default")
         self.api = (env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "443"))
         self.account_dir = account_dir
 
     @property
     def in_pod(self) -> bool:
-        return bool(self.pod and self.api[0] and (self.account_dir / "token").is_file())
+        return bool(self.job and self.api[0] and (self.account_dir / "token").is_file())
 
     def report(self, record: dict, final: bool = False) -> None:
         if self.progress_file:
             with open(self.progress_file, "a") as handle:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
         now = self.clock()
-        if self.in_pod and (final or now >= self.next_annotation):
-            self.next_annotation = now + ANNOTATE_EVERY_S
-            self._annotate(record)
+        if self.in_pod and (final or now >= self.next_report):
+            self.next_report = now + REPORT_EVERY_S
+            # The attempt lets the operator ignore a record an earlier attempt left behind.
+            self._send({**record, "attempt": int(self.attempt)} if self.attempt.isdigit() else record)
 
-    def _annotate(self, record: dict) -> None:
+    def _send(self, record: dict) -> None:
         try:
             token = (self.account_dir / "token").read_text().strip()
-            request = annotation_request(self.api[0], self.api[1], self.namespace, self.pod, record, token)
+            request = progress_request(self.api[0], self.api[1], self.namespace, self.job, record, token)
             context = ssl.create_default_context(cafile=str(self.account_dir / "ca.crt"))
             with urllib.request.urlopen(request, context=context, timeout=5) as response:
                 response.read()
         except Exception as exc:  # noqa: BLE001 - progress is best effort, training goes on
-            log.warning("could not annotate pod %s/%s with progress: %s", self.namespace, self.pod, exc)
+            log.warning("could not report progress of %s/%s: %s", self.namespace, self.job, exc)
 
 
 def summary_message(summary: dict, limit: int = contract.TERMINATION_MESSAGE_LIMIT) -> str:
