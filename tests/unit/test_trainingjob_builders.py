@@ -214,3 +214,33 @@ def test_fixed_size_jobs_have_no_pod_failure_policy():
 def test_the_termination_message_path_in_the_env_is_the_one_the_kubelet_reads():
     manifest = job_manifest(MakeTrainingJob().command("python", "train.py"))
     assert env_of(manifest)["TERMINATION_MESSAGE_PATH"] == container(manifest)["terminationMessagePath"] == "/dev/termination-log"
+
+
+def mounts(manifest: dict) -> dict[str, str]:
+    return {m["mountPath"]: m["name"] for m in container(manifest)["volumeMounts"]}
+
+
+def test_the_trainer_image_runs_with_a_read_only_root_and_writable_tmp_and_home():
+    manifest = job_manifest(MakeTrainingJob())
+    assert container(manifest)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"/tmp": "tmp", "/home/kubeforge": "home"}.items() <= mounts(manifest).items()
+    volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}} and volumes["home"] == {"name": "home", "emptyDir": {}}
+
+
+def test_an_output_path_outside_any_volume_gets_a_writable_empty_dir_under_a_read_only_root():
+    manifest = job_manifest(MakeTrainingJob().output("/models/minilm").checkpoint(path="/tmp/ckpt"))
+    assert mounts(manifest)["/models/minilm"].startswith("scratch-")
+    assert "/tmp/ckpt" not in mounts(manifest)  # already writable under /tmp
+
+
+def test_a_users_own_image_keeps_a_writable_root_and_gets_no_scratch_mounts():
+    manifest = job_manifest(MakeTrainingJob().set("image", "team/trainer:7").output("/models/m"))
+    assert container(manifest)["securityContext"]["readOnlyRootFilesystem"] is False
+    assert not {"/tmp", "/home/kubeforge", "/models/m"} & set(mounts(manifest))
+
+
+def test_the_users_own_tmp_mount_wins_over_ours():
+    user = MakeTrainingJob().set("volumes", [{"name": "big-tmp", "emptyDir": {"sizeLimit": "50Gi"}}])
+    user.set("volumeMounts", [{"name": "big-tmp", "mountPath": "/tmp"}])
+    assert mounts(job_manifest(user))["/tmp"] == "big-tmp"

@@ -16,6 +16,20 @@ from kubeforge.trainingjob import names
 from kubeforge.trainingjob.env import checkpoint_location, launch_env, object_store_bytes
 
 TRAIN_BINARY = "kubeforge-train"
+# Our trainer image (docker/trainer.Dockerfile) writes only to its volumes, temp files and caches
+# under HOME: with these as emptyDirs its root filesystem can be read-only.
+TRAINER_HOME = "/home/kubeforge"
+SCRATCH_DIRS = (("tmp", "/tmp"), ("home", TRAINER_HOME))
+
+
+def read_only_root(job: TrainingJob, settings: Settings) -> bool:
+    """True for the operator's trainer image; another image may write anywhere, so its root stays writable.
+
+    Not for launcher ray yet: Ray's session files and its dashboard were never run here under a
+    read-only root (only as local processes), so the launcher keeps a writable one until they are.
+    """
+    own_image = not job.spec.image or job.spec.image == settings.trainer_image
+    return own_image and job.spec.launcher != "ray"
 
 
 def worker_pod_template(job: TrainingJob, attempt: int, settings: Settings) -> dict[str, Any]:
@@ -28,7 +42,7 @@ def worker_pod_template(job: TrainingJob, attempt: int, settings: Settings) -> d
         "securityContext": podspec.pod_security_context(),
         **podspec.placement(spec.node_pool, spec.gpus, settings.gpu_resource),
         "containers": [worker_container(job, attempt, settings)],
-        "volumes": _merge_by_name(_volumes(job)[0], spec.volumes),
+        "volumes": _merge_by_name(_volumes(job, read_only_root(job, settings))[0], spec.volumes),
         **_service_account(job.name, settings),
     }
     scheduling = spec.scheduling
@@ -52,9 +66,10 @@ def worker_container(job: TrainingJob, attempt: int, settings: Settings) -> dict
         "command": [TRAIN_BINARY],
         "env": podspec.merge_env(worker_env(job, attempt), spec.env),
         "ports": ray_ports(launch.ray) if launch.ray else [{"name": "rendezvous", "containerPort": contract.DEFAULT_MASTER_PORT}],
-        "volumeMounts": _merge_by_name(_volumes(job)[1], spec.volume_mounts, key="mountPath"),
-        "securityContext": podspec.container_security_context(),
+        "volumeMounts": _merge_by_name(_volumes(job, read_only_root(job, settings))[1], spec.volume_mounts, key="mountPath"),
+        "securityContext": {**podspec.container_security_context(), "readOnlyRootFilesystem": read_only_root(job, settings)},
         # The path the env names (TERMINATION_MESSAGE_PATH), so the trainer and the kubelet agree.
+        # The kubelet bind-mounts this file, so it stays writable under a read-only root.
         "terminationMessagePath": contract.DEFAULT_TERMINATION_LOG,
         # A crash before the summary is written still explains itself in the status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -116,8 +131,9 @@ def deepspeed_config_json(job: TrainingJob) -> str | None:
     return json.dumps(config, indent=2, sort_keys=True) if config is not None else None
 
 
-def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """/dev/shm, the DeepSpeed config and one PVC per claim the checkpoint and output use."""
+def _volumes(job: TrainingJob, read_only: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """/dev/shm, the DeepSpeed config, one PVC per claim the checkpoint and output use; with a read-only
+    root, emptyDirs for /tmp, HOME and a checkpoint or output path that is not on a PVC."""
     spec = job.spec
     # Ray's object store lives in /dev/shm: give it room for all of it (a memory-backed emptyDir
     # counts against the container's memory limit, which the object store default is a share of).
@@ -137,6 +153,13 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
             claims_seen.add(location.claim)
             volumes.append(pvc[0])
             mounts.append(pvc[1])
+    if read_only:
+        scratch = list(SCRATCH_DIRS) + [(f"scratch-{i}", loc.local_path) for i, loc in enumerate(locations)
+                                        if loc and not loc.claim and loc.local_path]
+        for name, path in scratch:
+            if not any(path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts):
+                volumes.append({"name": name, "emptyDir": {}})
+                mounts.append({"name": name, "mountPath": path})
     return volumes, mounts
 
 

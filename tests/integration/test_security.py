@@ -1,0 +1,184 @@
+"""Security against the real API server: a worker's token, names, taken names and refusals (issue 12, items 1-4).
+
+Each test is one escalation path or silent failure, closed: what a user's code inside a
+training pod can do with its token, which CR names are refused at apply time, that the
+operator adopts nothing it does not control, and that a refused child shows in status
+within seconds without the operator hammering the API server.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from tests.integration.clusterkit import wait_for
+from tests.integration.test_chart_rbac import service_account_kubeconfig
+from tests.integration.trainingjob_kit import GROUP, PLURAL, VERSION, TrainingJobKit, fake_job, reconciles
+from tests.integration.operator_fixture import http_get
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def kit(cluster, namespace, operator):
+    return TrainingJobKit(cluster, namespace)
+
+
+def as_service_account(kit: TrainingJobKit, account: str, tmp_path) -> client.CoreV1Api:
+    """The API as user code in a worker sees it: the job's ServiceAccount token, nothing else."""
+    token = kit.cluster.kubectl("-n", kit.namespace, "create", "token", account, "--duration=10m").stdout.strip()
+    path = service_account_kubeconfig(kit.cluster.kubeconfig, token, tmp_path / f"{account}.kubeconfig")
+    return client.CoreV1Api(config.new_client_from_config(config_file=path))
+
+
+def status_of(call) -> int:
+    try:
+        call()
+    except client.ApiException as err:
+        return err.status
+    return 200
+
+
+def condition_of(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+
+# --- item 1: a training pod cannot take over its namespace -------------------------------------
+
+
+def test_a_workers_token_may_report_its_own_progress_and_nothing_else(kit, tmp_path):
+    kit.create(fake_job("steps", nodes=2))
+    kit.create(fake_job("other", nodes=1))
+    kit.wait_running("steps")
+    kit.wait_running("other", nodes=1)
+    worker = as_service_account(kit, "steps-trainer", tmp_path)
+    neighbour = kit.worker("other", 1, 0).metadata.name
+    own_pod = kit.worker("steps", 1, 0).metadata.name
+    ns = kit.namespace
+    progress = {"data": {"progress": json.dumps({"step": 3, "totalSteps": 9, "attempt": 1})}}
+    refused = {
+        "re-image another job's pod": lambda: worker.patch_namespaced_pod(
+            neighbour, ns, {"spec": {"containers": [{"name": "trainer", "image": "evil:1"}]}}),
+        "add an endpoint's selector label to its own pod": lambda: worker.patch_namespaced_pod(
+            own_pod, ns, {"metadata": {"labels": {"kubeforge.io/modelendpoint": "prod"}}}),
+        "strip its own pod's ownerReferences": lambda: worker.patch_namespaced_pod(
+            own_pod, ns, {"metadata": {"ownerReferences": None}}),
+        "forge another job's progress": lambda: worker.patch_namespaced_config_map("other-progress", ns, progress),
+        "read pods": lambda: worker.list_namespaced_pod(ns),
+        "delete its own progress": lambda: worker.delete_namespaced_config_map("steps-progress", ns),
+        "create a ConfigMap": lambda: worker.create_namespaced_config_map(ns, {"metadata": {"name": "x"}}),
+    }
+    assert {what: status_of(call) for what, call in refused.items()} == {what: 403 for what in refused}
+    worker.patch_namespaced_config_map("steps-progress", ns, progress)
+    kit.wait_status("steps", timeout=30, progress={"step": 3, "totalSteps": 9})
+
+
+# --- item 3: names that cannot become child names are refused at apply time ---------------------
+
+NAME_TABLE = [
+    ("TrainingJob", "a" * 53, "at most 52 characters"),
+    ("TrainingJob", "dotted.name", "DNS-1035 label"),
+    ("TrainingJob", "9lives", "DNS-1035 label"),
+    ("ModelEndpoint", "m" * 64, "at most 63 characters"),
+    ("ModelEndpoint", "v1.2", "DNS-1035 label"),
+]
+
+
+def manifest(kind: str, name: str) -> dict[str, Any]:
+    if kind == "TrainingJob":
+        obj = fake_job(name, nodes=1).obj()
+        obj["metadata"] = {"name": name}
+        return obj
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": {"model": {"uri": "pvc://m/x"}}}
+
+
+@pytest.mark.parametrize("kind, name, reason", NAME_TABLE, ids=[f"{k}-{n[:12]}" for k, n, _ in NAME_TABLE])
+def test_a_name_that_cannot_name_the_children_is_refused_with_the_limit(kit, kind, name, reason):
+    plural = PLURAL if kind == "TrainingJob" else "modelendpoints"
+    with pytest.raises(client.ApiException) as refused:
+        kit.custom.create_namespaced_custom_object(GROUP, VERSION, kit.namespace, plural, manifest(kind, name))
+    assert refused.value.status == 422
+    assert reason in json.loads(refused.value.body)["message"]
+
+
+def test_a_52_character_job_runs(kit):
+    name = "j" * 52
+    kit.create(fake_job(name, nodes=2))
+    kit.wait_running(name)
+
+
+# --- item 2: a name taken by someone else is never adopted ---------------------------------------
+
+
+def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves_it(kit):
+    ns = kit.namespace
+    kit.core.create_namespaced_service_account(ns, {"metadata": {"name": "x-trainer", "labels": {"team": "ci"}}})
+    kit.core.create_namespaced_service(ns, {"metadata": {"name": "x"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    before = {
+        "ServiceAccount": kit.core.read_namespaced_service_account("x-trainer", ns).metadata.resource_version,
+        "Service": kit.core.read_namespaced_service("x", ns).metadata.resource_version,
+    }
+    kit.create(fake_job("x", nodes=1))
+
+    def conflict_reported() -> dict[str, Any]:
+        cond = condition_of(kit.get("x"), "ChildrenApplied")
+        assert cond and cond["reason"] == "NameConflict", cond
+        return cond
+
+    cond = wait_for(conflict_reported, timeout=30, message="TrainingJob x reports the taken names")
+    assert "ServiceAccount x-trainer" in cond["message"] and "Service x" in cond["message"], cond
+    assert kit.get("x")["status"]["phase"] == "Pending"
+    assert kit.jobs("x") == [] and kit.pods("x") == []
+    after = {
+        "ServiceAccount": kit.core.read_namespaced_service_account("x-trainer", ns).metadata.resource_version,
+        "Service": kit.core.read_namespaced_service("x", ns).metadata.resource_version,
+    }
+    assert after == before  # not even an ownerReference was added
+    kit.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "x")
+    kit.wait_gone("x")
+    account = kit.core.read_namespaced_service_account("x-trainer", ns)
+    assert account.metadata.owner_references is None and account.metadata.labels == {"team": "ci"}
+    assert kit.core.read_namespaced_service("x", ns).spec.cluster_ip != "None"
+
+
+# --- item 4: a refused child shows within seconds, and is retried slowly --------------------------
+
+
+def api_requests(operator, verb: str, resource: str, code: str) -> float:
+    _, body = http_get(operator.metrics_url)
+    prefix = f'kubeforge_operator_api_requests_total{{code="{code}",resource="{resource}",verb="{verb}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
+
+
+def test_a_job_refused_by_a_quota_shows_the_api_servers_message_and_is_not_hammered(kit, operator):
+    ns = kit.namespace
+    kit.core.create_namespaced_resource_quota(ns, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}})
+    refused_before = api_requests(operator, "PATCH", "jobs", "403")
+    kit.create(fake_job("q", nodes=1))
+
+    def refusal_shown() -> dict[str, Any]:
+        obj = kit.get("q")
+        cond = condition_of(obj, "ChildrenApplied")
+        assert cond and cond["reason"] == "RefusedByAPIServer", (obj.get("status") or {}).get("message")
+        return obj
+
+    obj = wait_for(refusal_shown, timeout=15, message="TrainingJob q shows the quota refusal")
+    cond = condition_of(obj, "ChildrenApplied")
+    assert "exceeded quota" in cond["message"] and "Job q-a1" in cond["message"], cond
+    assert condition_of(obj, "Created") is None  # status claims no Job the API server refused
+    # Twenty edits of the TrainingJob wake its reconciler twenty times; none may retry the refused apply.
+    passes = reconciles(operator)
+    for i in range(20):
+        kit.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "q", {"metadata": {"annotations": {"poke": str(i)}}})
+    wait_for(lambda: reconciles(operator) >= passes + 10, timeout=30, message="the pokes reconciled")
+    tries = api_requests(operator, "PATCH", "jobs", "403") - refused_before
+    print(f"\nrefused Job applies: {tries:.0f} for {reconciles(operator) - passes:.0f} passes after the refusal")
+    assert tries <= 3, f"{tries} refused applies: the slow retry was bypassed"
+    # Raising the quota and editing the spec (a new generation) retries at once.
+    kit.core.delete_namespaced_resource_quota("no-jobs", ns)
+    kit.patch_spec("q", {"runPolicy": {"backoffLimit": 2}})
+    obj = kit.wait_running("q", nodes=1, timeout=30)
+    assert condition_of(obj, "ChildrenApplied")["status"] == "True"
