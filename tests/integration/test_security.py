@@ -76,6 +76,15 @@ def test_a_workers_token_may_report_its_own_progress_and_nothing_else(kit, tmp_p
     kit.wait_status("steps", timeout=30, progress={"step": 3, "totalSteps": 9})
 
 
+def test_a_worker_pod_label_under_kubeforge_io_is_refused(kit):
+    """Otherwise podTemplate.labels could put a worker behind a ModelEndpoint's Service."""
+    obj = fake_job("lure", nodes=1).set("podTemplate.labels", {"kubeforge.io/modelendpoint": "prod"}).obj()
+    obj["metadata"] = {"name": "lure"}
+    with pytest.raises(client.ApiException) as refused:
+        kit.custom.create_namespaced_custom_object(GROUP, VERSION, kit.namespace, PLURAL, obj)
+    assert refused.value.status == 422 and "kubeforge.io/ prefix" in json.loads(refused.value.body)["message"]
+
+
 # --- item 3: names that cannot become child names are refused at apply time ---------------------
 
 NAME_TABLE = [

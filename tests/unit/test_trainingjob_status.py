@@ -220,3 +220,38 @@ def test_stalled_clears_only_when_the_step_moves():
     pods = [worker_pod("train", 2, 0)]
     advancing = reconcile_once(then(restarted, again), [worker_job("train", 2)], pods, now=NOW + timedelta(seconds=40), progress=moved)
     assert condition(advancing, "Stalled")["reason"] == "Progressing"
+
+
+def queued(**settings):
+    """A fresh queued one-node job per pass: `then` merges into one wrapper, and these passes drop keys."""
+    def with_status(plan=None):
+        wrapper = MakeTrainingJob().queue("team-a").nodes(1)
+        for path, value in settings.items():
+            wrapper.set(path.replace("__", "."), value)
+        return wrapper.status(**plan.status) if plan else wrapper
+    return with_status
+
+
+def test_time_suspended_by_kueue_does_not_count_toward_the_active_deadline():
+    job = queued(runPolicy__activeDeadlineSeconds=60)
+    running = reconcile_once(job(), [worker_job("train", 1)], running_pods(n=1))
+    # Kueue preempts the workload 30 s in: the Job is suspended, for far longer than the deadline.
+    preempted = reconcile_once(job(running), [worker_job("train", 1, suspend=True)], [], now=NOW + timedelta(seconds=30))
+    assert preempted.status["suspendedSince"] == rfc3339(NOW + timedelta(seconds=30))
+    still = reconcile_once(job(preempted), [worker_job("train", 1, suspend=True)], [], now=NOW + timedelta(seconds=600))
+    assert still.status["phase"] != "Failed" and still.job_suspend is None  # waits for Kueue, deadline paused
+    # Readmitted at 601 s after 571 s suspended: the deadline is now due at 60 + 571 = 631 s.
+    resumed = reconcile_once(job(still), [worker_job("train", 1)], running_pods(n=1), now=NOW + timedelta(seconds=601))
+    assert resumed.status["suspendedSeconds"] == 571 and "suspendedSince" not in resumed.status
+    assert resumed.status["phase"] == "Running" and resumed.requeue_after == 30
+    late = reconcile_once(job(resumed), [worker_job("train", 1)], running_pods(n=1), now=NOW + timedelta(seconds=632))
+    assert condition(late, "Failed")["reason"] == "DeadlineExceeded"
+
+
+def test_a_kueue_suspension_longer_than_the_progress_deadline_is_not_a_stall():
+    job = queued(runPolicy__progressDeadlineSeconds=30)
+    running = reconcile_once(job(), [worker_job("train", 1)], running_pods(n=1))
+    preempted = reconcile_once(job(running), [worker_job("train", 1, suspend=True)], [], now=NOW + timedelta(seconds=5))
+    resumed = reconcile_once(job(preempted), [worker_job("train", 1)], running_pods(n=1), now=NOW + timedelta(seconds=300))
+    assert resumed.status["phase"] == "Running" and condition(resumed, "Stalled") is None
+    assert resumed.status["lastProgressTime"] == rfc3339(NOW + timedelta(seconds=300))

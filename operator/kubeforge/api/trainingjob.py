@@ -152,7 +152,15 @@ class Scheduling(ApiModel):
 class PodTemplate(ApiModel):
     """Extra metadata for the worker pods (sidecar injection, cost labels, test hooks)."""
 
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every worker pod.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels added to every worker pod; not under kubeforge.io/, the operator's selectors.",
+        # A worker labelled kubeforge.io/modelendpoint=<name> would join that endpoint's Service and get its traffic.
+        json_schema_extra={"x-kubernetes-validations": [cel(
+            "self.all(k, !k.startsWith('kubeforge.io/'))",
+            "podTemplate.labels may not use the kubeforge.io/ prefix: the operator's selectors (e.g. a ModelEndpoint's Service) use it",
+        )]},
+    )
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to every worker pod.")
 
 
