@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 FAST_RETRY_CODES = (409, 429)
+# Server-side apply answers 500 (not 422) when the object has a field its schema does not
+# declare: "failed to create typed patch object (...): .spec...: field not declared in schema".
+# Retrying cannot fix it (found by tests/integration/test_fuzz_api.py with pass-through fields).
+TYPED_PATCH_ERROR = "failed to create typed patch object"
 SLOW_RETRY_BASE_S = 10.0
 SLOW_RETRY_MAX_S = 300.0
 
@@ -44,8 +48,10 @@ def status_code(exc: BaseException) -> int | None:
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """A 4xx that retrying unchanged cannot fix (409 and 429 can be)."""
+    """A 4xx that retrying unchanged cannot fix (409 and 429 can be), or server-side apply's schema 500."""
     code = status_code(exc)
+    if code == 500 and TYPED_PATCH_ERROR in (_status_body(exc).get("message") or ""):
+        return True
     return code is not None and 400 <= code < 500 and code not in FAST_RETRY_CODES
 
 

@@ -84,7 +84,8 @@ def shm_volume(size_limit: str | None = None) -> tuple[dict[str, Any], dict[str,
 
 def merge_env(defaults: list[dict[str, Any]], user: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The user's env wins over ours for the same name; order: ours, then the user's additions."""
-    user_names = {e["name"] for e in user}
+    # An entry without a string name is the API server's to refuse (in the child), not ours to crash on.
+    user_names = {e.get("name") for e in user if isinstance(e.get("name"), str)}
     return [e for e in defaults if e["name"] not in user_names] + list(user)
 
 

@@ -57,7 +57,10 @@ class Tally:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.accepted: dict[str, list[dict[str, Any]]] = {"trainingjobs": [], "modelendpoints": []}
-        self.problems: list[str] = []
+        self.problems: dict[str, str] = {}  # first line of the problem -> one example (shrinking repeats them)
+
+    def problem(self, headline: str, example: str) -> None:
+        self.problems.setdefault(headline, example)
 
 
 def dry_run(custom: client.CustomObjectsApi, namespace: str, plural: str, spec: dict[str, Any], i: int) -> tuple[int, str, dict]:
@@ -108,13 +111,13 @@ def test_every_draw_is_refused_naming_the_field_or_read_by_the_operator(cluster,
             try:
                 operator_reads(plural, created)
             except Exception as exc:  # noqa: BLE001 - collected and reported below
-                tally.problems.append(f"{plural}: accepted but the operator cannot read it: {exc!r:.300} spec={spec!r:.300}")
+                tally.problem(f"{plural}: accepted but the operator cannot read it: {str(exc).splitlines()[:2]}", f"spec={spec!r:.300}")
             if len(tally.accepted[plural]) < REAL[plural]:
                 tally.accepted[plural].append(spec)
             return
         tally.counts[f"{plural} refused"] += 1
         if code not in (400, 422) or "spec" not in message:
-            tally.problems.append(f"{plural}: refused ({code}) without naming a spec field: {message[:300]}")
+            tally.problem(f"{plural}: refused ({code}) without naming a spec field", message[:300])
 
     @seed(13)
     @settings(max_examples=DRAWS[plural], deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -124,9 +127,9 @@ def test_every_draw_is_refused_naming_the_field_or_read_by_the_operator(cluster,
         code, message, _ = dry_run(custom, namespace, plural, spec, next(counter))
         tally.counts[f"{plural} broken drawn"] += 1
         if code == 201:
-            tally.problems.append(f"{plural}: broken field spec{path} was accepted: {spec!r:.300}")
+            tally.problem(f"{plural}: broken field spec{path} was accepted", f"{spec!r:.300}")
         elif f"spec{path}" not in message:
-            tally.problems.append(f"{plural}: broken field spec{path} refused ({code}) without naming it: {message[:300]}")
+            tally.problem(f"{plural}: broken field spec{path} refused ({code}) without naming it", message[:300])
         else:
             tally.counts[f"{plural} broken refused naming the field"] += 1
 
@@ -134,7 +137,7 @@ def test_every_draw_is_refused_naming_the_field_or_read_by_the_operator(cluster,
     well_formed()
     broken()
     tally.counts[f"{plural} seconds"] = round(time.monotonic() - started)
-    assert not tally.problems, "\n".join(tally.problems[:20])
+    assert not tally.problems, "\n".join(f"{k}\n    e.g. {v}" for k, v in list(tally.problems.items())[:20])
 
 
 def test_accepted_draws_created_for_real_each_get_a_status_and_no_reconcile_loop(cluster, namespace, operator, tally):

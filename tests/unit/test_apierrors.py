@@ -25,6 +25,12 @@ def test_only_4xx_other_than_409_and_429_are_permanent(status, permanent):
     assert is_permanent(api_error(status)) is permanent
 
 
+def test_server_side_applys_500_for_an_undeclared_field_is_permanent():
+    message = "failed to create typed patch object (ns/x-a1; batch/v1, Kind=Job): .spec.template.spec.affinity.junk: field not declared in schema"
+    assert is_permanent(api_error(500, "InternalError", message)) is True
+    assert is_permanent(api_error(500, "InternalError", "etcd leader changed")) is False
+
+
 def test_a_network_error_is_not_permanent():
     assert is_permanent(ConnectionError("reset")) is False
 

@@ -108,3 +108,9 @@ def test_the_env_round_trips_through_the_contract_parser():
 @pytest.mark.parametrize(("quantity", "cores"), [("8", 8.0), ("500m", 0.5), ("1.5", 1.5), (None, None)])
 def test_cpu_quantities_parse_to_cores(quantity, cores):
     assert cpu_cores(quantity) == cores
+
+
+@pytest.mark.parametrize("quantity, cores", [("8", 8), ("500m", 0.5), ("2k", 2000), ("1Ki", 1024), ("1.5Ti", 1.5 * 2**40), ("3T", 3e12)])
+def test_every_quantity_suffix_the_schema_admits_is_read(quantity, cores):
+    """Found by tests/integration/test_fuzz_api.py: '448Ki' was accepted by the API server and crashed the builder."""
+    assert cpu_cores(quantity) == pytest.approx(cores)

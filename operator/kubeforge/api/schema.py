@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_DROP = {"title", "discriminator", "const"}
+_DROP = {"title", "discriminator"}
 _K8S_EXTENSIONS = (
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-validations",
@@ -88,6 +88,10 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["maximum"], out["exclusiveMaximum"] = value, True
         elif key == "default" and value is None:
             continue
+        elif key == "const":
+            # A one-value Literal: OpenAPI 3.0 has no const, and dropping it let the API server
+            # accept any string the operator then could not parse (found by tests/integration/test_fuzz_api.py).
+            out["enum"] = [value]
         else:
             out[key] = value
     if "type" not in out:

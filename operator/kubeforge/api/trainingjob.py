@@ -111,7 +111,10 @@ class Elastic(ApiModel):
 class Checkpoint(ApiModel):
     """Where workers save and resume from: a PVC (pvc://claim[/dir] or a claim name) and a path inside it."""
 
-    volume: str | None = Field(None, description="pvc://claim[/dir] or a claim name; unset: path is a path in the pod.")
+    volume: str | None = Field(
+        None, pattern=r"^(pvc://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$",
+        description="pvc://claim[/dir] or a claim name; unset: path is a path in the pod.",
+    )
     path: str | None = Field(None, description="Directory under the volume (default: the job's name), or an absolute path.")
     every_steps: int | None = Field(None, ge=1, description="Save every N optimizer steps (the trainer's default when unset).")
 
@@ -295,6 +298,7 @@ class TrainingJobReason(StrEnum):
     START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"  # placed, but not all started within the schedule deadline
     RELEASED = "WorkersReleased"  # placed workers were released after the schedule deadline (no Kueue)
     FITS_POOL = "FitsPool"  # Schedulable: the pool can hold all workers when free
+    INVALID_SPEC = "InvalidSpec"  # the API server accepted a spec the operator cannot read (a schema gap)
 
 
 class Admission(ApiModel):

@@ -12,8 +12,10 @@ from kubeforge.api.trainingjob import DEEPSPEED_CONFIG_KEY, TrainingJob, Trainin
 from kubeforge.contract import DEFAULT_RAY_DASHBOARD_PORT, LaunchEnv, RayEnv, omp_threads
 from kubeforge.trainingjob import names
 
-_CPU_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-_MEMORY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, **_CPU_SUFFIXES, "T": 1e12}
+# Every suffix of a Kubernetes quantity (api.common.QUANTITY_PATTERN admits them all for cpu).
+_CPU_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_MEMORY_SUFFIXES = _CPU_SUFFIXES
 # Ray's own default share of the node's memory for the object store (ray_constants.DEFAULT_OBJECT_STORE_MEMORY_PROPORTION).
 RAY_OBJECT_STORE_SHARE = 0.3
 
@@ -100,7 +102,7 @@ def cpu_cores(quantity: str | None) -> float | None:
     """A Kubernetes CPU quantity ('8', '500m', '1.5') in cores; None when unset."""
     if not quantity:
         return None
-    suffix = quantity[-1]
-    if suffix in _CPU_SUFFIXES:
-        return float(quantity[:-1]) * _CPU_SUFFIXES[suffix]
+    for suffix in sorted(_CPU_SUFFIXES, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * _CPU_SUFFIXES[suffix]
     return float(quantity)

@@ -180,5 +180,5 @@ def _service_account(name: str, settings: Settings) -> dict[str, Any]:
 
 def _merge_by_name(ours: list[dict], users: list[dict], key: str = "name") -> list[dict]:
     """The user's entry replaces ours with the same name (or mount path)."""
-    taken = {u.get(key) for u in users}
+    taken = {u.get(key) for u in users if isinstance(u.get(key), str)}
     return [o for o in ours if o.get(key) not in taken] + [dict(u) for u in users]
