@@ -166,7 +166,10 @@ def test_an_outage_loses_no_update_and_is_timed(kit, operator, component, down_f
     back = clusterprocs.outage(component, down_for)
 
     def edit_after() -> bool:
-        kit.patch_spec("after", {"runPolicy": {"suspend": True}})
+        try:
+            kit.patch_spec("after", {"runPolicy": {"suspend": True}})
+        except Exception as down:  # noqa: BLE001 - refused or unreachable while it comes back
+            raise AssertionError(f"API server not answering yet: {type(down).__name__}") from None
         return True
 
     wait_for(edit_after, timeout=120, message=f"the API server answers after the {component} outage", max_interval=1)
