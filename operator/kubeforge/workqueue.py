@@ -126,7 +126,7 @@ class WorkQueue:
         start = time.monotonic()
         try:
             requeue = await asyncio.to_thread(reconciler, namespace, name)
-        except Exception:  # a reconciler bug or an API error: back off, never drop the key
+        except Exception as e:  # a reconciler bug or an API error: back off, never drop the key
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             # Never sooner than a 429 / 5xx's Retry-After: the API server says when it can take more.

@@ -124,3 +124,25 @@ def test_a_key_waiting_for_its_requeue_is_scheduled_not_queued():
         assert queue.scheduled == 1
 
     run_queue(scenario, lambda ns, name: None)
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after():
+    from kubernetes.client.exceptions import ApiException
+
+    import time
+
+    calls = []
+
+    def reconcile(ns, name):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            busy = ApiException(status=429, reason="TooManyRequests")
+            busy.headers = {"Retry-After": "1.5"}
+            raise busy
+
+    async def scenario(queue):
+        queue.add("Thing", "ns", "a")
+        await until(lambda: len(calls) == 2, timeout=10)
+        assert calls[1] - calls[0] >= 1.4  # the first backoff alone would be 0.5 s
+
+    run_queue(scenario, reconcile)
