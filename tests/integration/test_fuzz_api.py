@@ -9,12 +9,13 @@
 - A sample of accepted ones is created for real: the operator must write a status for each
   (a phase, or ChildrenApplied=False with the API server's reason) without crashing and
   without reconciling in a loop.
-The figures are printed (pytest -s) and kept in bench/results/fuzz_api.txt.
+The figures are printed (pytest -s); KUBEFORGE_RECORD_RESULTS=1 keeps them in bench/results/fuzz_api.txt.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -171,7 +172,8 @@ def test_accepted_draws_created_for_real_each_get_a_status_and_no_reconcile_loop
     assert operator.proc.poll() is None, "the operator crashed"
     summary = dict(sorted(tally.counts.items())) | {"created for real": len(created), "outcomes": dict(outcomes),
                                                      f"TrainingJob reconciles in {window:.0f}s after": passes}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
     print("\n" + json.dumps(summary, indent=2))
+    if os.environ.get("KUBEFORGE_RECORD_RESULTS") == "1":
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
     assert passes <= 3 * len(created), f"{passes} reconciles in {window}s for {len(created)} objects: a loop without backoff"
