@@ -19,7 +19,7 @@ def reconcile_once(wrapper: MakeTrainingJob, jobs=(), pods=(), now=NOW, progress
     """One decision on what the children show; `progress`: rank 0's record in the progress ConfigMap."""
     job = wrapper.model()
     progress_map = {"data": {"progress": json.dumps(progress)}} if progress is not None else None
-    return decide(job, observe.observe(job.name, job.status.attempt, list(jobs), list(pods), progress_map), now)
+    return decide(job, observe.observe(job.name, job.status.attempt, list(jobs), list(pods), progress_map=progress_map), now)
 
 
 def then(wrapper: MakeTrainingJob, plan) -> MakeTrainingJob:
