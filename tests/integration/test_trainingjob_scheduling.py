@@ -32,6 +32,9 @@ def test_applying_the_same_yaml_twice_changes_nothing(kit, operator):  # noqa: F
     apply = lambda: kit.cluster.kubectl("apply", "--server-side", "--field-manager=user", "-f", "-", input=json.dumps(manifest))  # noqa: E731
     apply()
     kit.wait_running("same")
+    # The Job controller records the ready workers a moment after the pods are: wait for it, or it
+    # moves the Job's resourceVersion during the check below.
+    wait_for(lambda: (kit.jobs("same")[0].status.ready or 0) == 2, timeout=30, message="Job status shows 2 ready")
     before, passes = versions(kit, "same"), reconciles(operator)
     apply()
     # A pod event wakes the reconciler; once it has run, nothing it owns may have moved.
