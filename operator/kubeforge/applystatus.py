@@ -20,14 +20,15 @@ def describe(refusal: Refusal) -> str:
 
 
 def refused(status: dict[str, Any], refusal: Refusal, generation: int | None, now: str,
-            unconfirmed: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`status` with ChildrenApplied=False and the refusal as message; `unconfirmed` condition types are dropped."""
+            unconfirmed: tuple[str, ...] = (), summary: str = "message") -> dict[str, Any]:
+    """`status` with ChildrenApplied=False; `unconfirmed` condition types are dropped. The refusal also goes
+    into status[`summary`]: the message (TrainingJob), or the one-word reason (ModelEndpoint's REASON column)."""
     out = dict(status)
     kept = [c for c in status.get("conditions", []) if c.get("type") not in unconfirmed]
     reason = Reason.NAME_CONFLICT if refusal.reason == Reason.NAME_CONFLICT else Reason.REFUSED_BY_API_SERVER
     message = describe(refusal)
     out["conditions"] = conditions.set_condition(kept, CHILDREN_APPLIED, conditions.FALSE, reason, message, generation, now)
-    out["message"] = message
+    out[summary] = message if summary == "message" else str(reason)
     return out
 
 

@@ -69,18 +69,15 @@ class OwnedApplier:
         self._ours: OrderedDict[tuple[str, str, str, str], tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def apply_all(self, children: list[dict[str, Any]], owner_uid: str) -> list[dict[str, Any]]:
-        """Check every child first, then apply them in order: a NameConflict comes before anything is written.
+    def apply_all(self, children: list[dict[str, Any]], owner_uid: str, checked: bool = False) -> list[dict[str, Any]]:
+        """Check every child first (unless `checked` by ensure_free), then apply them in order: a NameConflict
+        comes before anything is written.
 
         Raises Refused (NameConflict, or a 4xx the API server will repeat until something changes);
         other errors (409, 429, 5xx, the network) pass through for the work queue to retry.
         """
-        taken = []
-        for child in children:
-            with _refusals(child):
-                taken += self._taken(child, owner_uid)
-        if taken:
-            raise NameConflict(taken)
+        if not checked:
+            self.ensure_free(children, owner_uid)
         applied = []
         for child in children:
             with _refusals(child):
@@ -89,6 +86,22 @@ class OwnedApplier:
 
     def apply(self, child: dict[str, Any], owner_uid: str) -> dict[str, Any]:
         return self.apply_all([child], owner_uid)[0]
+
+    def ensure_free(self, children: list[dict[str, Any]], owner_uid: str) -> None:
+        """NameConflict naming every child whose name an object `owner_uid` does not control holds."""
+        taken = []
+        for child in children:
+            with _refusals(child):
+                taken += self._taken(child, owner_uid)
+        if taken:
+            raise NameConflict(taken)
+
+    def delete_if_owned(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+        """Delete a child the spec no longer wants, but never someone else's object of that name."""
+        current = self.client.get(api_version, kind, namespace, name)
+        if current is None or controller_uid(current) != owner_uid:
+            return False
+        return self.client.delete(api_version, kind, namespace, name)
 
     def check(self, child: dict[str, Any], owner_uid: str) -> None:
         """Raises NameConflict when the name is taken by an object `owner_uid` does not control."""

@@ -100,7 +100,7 @@ def manifest(kind: str, name: str) -> dict[str, Any]:
         obj = fake_job(name, nodes=1).obj()
         obj["metadata"] = {"name": name}
         return obj
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": {"model": {"uri": "pvc://m/x"}}}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": {"model": {"uri": "/models/minilm"}, "resources": {"cpu": "100m", "memory": "256Mi"}}}
 
 
 @pytest.mark.parametrize("kind, name, reason", NAME_TABLE, ids=[f"{k}-{n[:12]}" for k, n, _ in NAME_TABLE])
@@ -150,6 +150,28 @@ def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves
     account = kit.core.read_namespaced_service_account("x-trainer", ns)
     assert account.metadata.owner_references is None and account.metadata.labels == {"team": "ci"}
     assert kit.core.read_namespaced_service("x", ns).spec.cluster_ip != "None"
+
+
+def test_an_endpoint_whose_service_name_is_taken_deploys_nothing_and_says_so(kit):
+    ns = kit.namespace
+    kit.core.create_namespaced_service(ns, {"metadata": {"name": "m"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    before = kit.core.read_namespaced_service("m", ns).metadata.resource_version
+    kit.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", manifest("ModelEndpoint", "m"))
+
+    def conflict_reported() -> dict[str, Any]:
+        obj = kit.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", "m")
+        cond = condition_of(obj, "ChildrenApplied")
+        assert cond and cond["reason"] == "NameConflict", (obj.get("status") or {}).get("conditions")
+        return obj
+
+    obj = wait_for(conflict_reported, timeout=30, message="ModelEndpoint m reports the taken Service name")
+    assert "Service m" in condition_of(obj, "ChildrenApplied")["message"] and obj["status"]["reason"] == "NameConflict"
+    assert client.AppsV1Api(kit.cluster.api).list_namespaced_deployment(ns).items == []  # nothing written
+    assert kit.core.read_namespaced_service("m", ns).metadata.resource_version == before
+    kit.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", "m")
+    wait_for(lambda: not kit.custom.list_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints")["items"],
+             timeout=30, message="ModelEndpoint m deleted")
+    assert kit.core.read_namespaced_service("m", ns).spec.cluster_ip != "None"
 
 
 # --- item 4: a refused child shows within seconds, and is retried slowly --------------------------

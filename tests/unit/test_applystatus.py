@@ -32,3 +32,8 @@ def test_after_a_refusal_a_successful_apply_turns_the_condition_true_and_otherwi
     assert (cond["status"], cond["reason"], cond["lastTransitionTime"]) == ("True", "Applied", LATER)
     untouched = {"phase": "Running", "conditions": [CREATED]}
     assert applied(untouched, 1, LATER) is untouched
+
+
+def test_an_endpoint_shows_the_refusal_in_its_one_word_reason_column():
+    status = refused({"phase": "Pending", "reason": "WaitingForModel"}, QUOTA, 1, NOW, summary="reason")
+    assert status["reason"] == "RefusedByAPIServer" and "message" not in status

@@ -3,6 +3,9 @@
 Level-triggered (see kubeforge.workqueue): every pass rebuilds the whole picture
 from the API server, so restarts and missed events converge on the next pass.
 The client is injected (kubeforge.kube in production), so the shell is unit-tested too.
+Children go through kubeforge.ownership: a name held by an object this endpoint does not control
+is never adopted, and a child the API server refuses for good shows as ChildrenApplied=False
+with its words, retried slowly (kubeforge.apierrors.RefusalGate).
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 from typing import Any
 
 import kopf
 
-from kubeforge import API_VERSION, kube, podreasons, watches
+from kubeforge import API_VERSION, applystatus, conditions, kube, podreasons, watches
+from kubeforge.api.common import CHILDREN_APPLIED
 from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
+from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.kube import KubeClient
 from kubeforge.modelendpoint import builders, handover, modelsource, refindex
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
+from kubeforge.ownership import OwnedApplier, controller_uid
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
 from kubeforge.timestamps import now_rfc3339
@@ -36,19 +43,46 @@ CHILD_KINDS = (
 )
 
 
-def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS) -> float | None:
+# Endpoints whose children the API server refused (quota, admission, a taken name): retried slowly.
+GATE = RefusalGate()
+
+
+def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
+              applier: OwnedApplier | None = None, gate: RefusalGate = GATE) -> float | None:
     obs = observe(client, namespace, name)
     if obs is None:
+        gate.release((namespace, name))
         return None  # garbage collection removes the children through their ownerReferences
     children = decide_children(obs, config)
     if children is not None:
-        obs = obs.with_deployment(apply_children(client, obs, children))
-    plan = decide_status(obs, now_rfc3339(), config)
+        wait = gate.held((namespace, name), obs.generation, time.monotonic())
+        if wait is not None:
+            return wait  # a refused apply is retried slowly; status already carries the refusal
+        try:
+            obs = obs.with_deployment(apply_children(client, obs, children, applier or OwnedApplier(client)))
+        except Refused as refused:
+            return _refused(client, gate, obs, refused.refusal, config)
+        gate.release((namespace, name))
+    now = now_rfc3339()
+    plan = decide_status(obs, now, config)
     # Last, so a pass that fails half-way repeats the apply (decide_children keys on the status).
-    patch_status_if_changed(client, obs.endpoint, obs.previous, plan.status)
+    patch_status_if_changed(client, obs.endpoint, obs.previous, applystatus.applied(plan.status, obs.generation, now))
     for type_, reason, message in plan.events:
         client.emit_event(obs.endpoint, type_, reason, message)
     return plan.requeue_after
+
+
+def _refused(client: KubeClient, gate: RefusalGate, obs: Observed, refusal: Refusal, config: Settings) -> float:
+    """Status says what was refused, in the API server's words, and the retry is slow."""
+    now = now_rfc3339()
+    status = applystatus.refused(decide_status(obs, now, config).status, refusal, obs.generation, now, summary="reason")
+    patch_status_if_changed(client, obs.endpoint, obs.previous, status)
+    for changed in conditions.transitions(obs.previous.get("conditions"), status["conditions"]):
+        if changed["type"] == CHILDREN_APPLIED:
+            client.emit_event(obs.endpoint, "Warning", changed["reason"], changed["message"])
+    delay = gate.hold((obs.namespace, obs.name), obs.generation, refusal, time.monotonic())
+    log.warning("ModelEndpoint %s/%s: %s; next try in %.0fs", obs.namespace, obs.name, applystatus.describe(refusal), delay)
+    return delay
 
 
 def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
@@ -59,7 +93,10 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     spec = ModelEndpointSpec.model_validate(endpoint["spec"])
     ref = spec.model.training_job_ref
     training_job = client.get(API_VERSION, TRAININGJOB_KIND, namespace, ref.name) if ref else None
-    obs = Observed(endpoint, spec, training_job, client.get("apps/v1", "Deployment", namespace, name))
+    deployment = client.get("apps/v1", "Deployment", namespace, name)
+    if deployment is not None and controller_uid(deployment) != endpoint["metadata"]["uid"]:
+        deployment = None  # someone else's of the same name: not ours to count (the apply reports the conflict)
+    obs = Observed(endpoint, spec, training_job, deployment)
     claim = modelsource.model_claim(obs.resolution)
     if claim:  # ModelResolved claims only a model the pods can mount
         missing = kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", namespace, claim) is None, False)
@@ -80,22 +117,28 @@ def _held_back_pods(client: KubeClient, obs: Observed) -> dict[str, Any]:
     return {"pods": tuple(pods), "probe_events": tuple(e for e in events if (e.get("involvedObject") or {}).get("name") in unready)}
 
 
-def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan) -> dict[str, Any]:
-    """Apply the plan's children (and the replicas handover around them); returns the Deployment as applied."""
+def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan, applier: OwnedApplier) -> dict[str, Any]:
+    """Apply the plan's children (and the replicas handover around them); returns the Deployment as applied.
+
+    Every child's name is checked first: one held by an object this endpoint does not control
+    stops the pass (Refused) before anything, the handover claim included, is written.
+    """
+    owner_uid = obs.endpoint["metadata"]["uid"]
+    applier.ensure_free(plan.apply, owner_uid)
     if plan.claim_replicas is not None:
         client.apply(plan.claim_replicas, field_manager=handover.HANDOVER_MANAGER)
-    applied = {child["kind"]: client.apply(child) for child in plan.apply}
+    applied = {child["kind"]: result for child, result in zip(plan.apply, applier.apply_all(plan.apply, owner_uid, checked=True))}
     if plan.hand_over_created:
         client.apply(handover.claim(applied["Deployment"]), field_manager=handover.HANDOVER_MANAGER)
     for api_version, kind, child_name in plan.delete:
-        if client.delete(api_version, kind, obs.namespace, child_name):
+        if applier.delete_if_owned(api_version, kind, obs.namespace, child_name, owner_uid):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, obs.namespace, child_name)
     return applied["Deployment"]
 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on an endpoint, its children and the TrainingJob it serves enqueue it."""
-    queue.register(KIND, functools.partial(reconcile, client=client, config=config))
+    queue.register(KIND, functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate()))
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:
         watches.enqueue_owner_on_child_event(registry, queue, group, version, plural, builders.LABEL, KIND)
