@@ -5,6 +5,8 @@ Defined once; the server's config loader and the Deployment builder both use the
 
 MODEL_DIR = "KUBEFORGE_MODEL_DIR"  # local path of the model directory (see layout below)
 MODEL_URI = "KUBEFORGE_MODEL_URI"  # the resolved URI, for reporting only
+MODEL_REVISION = "KUBEFORGE_MODEL_REVISION"  # the X-Kubeforge-Model response header: "revision=N; digest=..." (or uri=)
+MODEL_HEADER = "x-kubeforge-model"
 MODEL_NAME = "KUBEFORGE_MODEL_NAME"  # name in /v1/models/{name} and /v2/models/{name}
 MODEL_FORMAT = "KUBEFORGE_MODEL_FORMAT"  # onnx | huggingface
 TASK = "KUBEFORGE_TASK"  # text-classification

@@ -38,3 +38,14 @@ TRAINING_FAILED = ModelResolution(None, Reason.TRAINING_JOB_FAILED, "TrainingJob
 READY_FALSE_SINCE_LONG_AGO = {
     "conditions": [{"type": "Ready", "status": "False", "reason": "RollingOut", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
 }
+
+
+def blocked_status() -> dict[str, Any]:
+    """Serving revision 1, all replicas ready, while a new model failed the promotion gate."""
+    from kubeforge.modelendpoint import revisions
+
+    r1 = {"revision": 1, "uri": URI, "metrics": {"accuracy": 0.92}}
+    message = "new model pvc://models/v2 not promoted: accuracy 0.8 fails the threshold accuracy >= 0.9"
+    kept = ModelResolution(URI, Reason.SERVING_PREVIOUS, f"{message}; serving revision 1 ({URI})")
+    decision = revisions.RolloutDecision(kept, r1, (Reason.PROMOTION_GATE_FAILED, message))
+    return revisions.with_revisions(endpoint_status_for(kept, Rollout("Complete", 2, 2, 2, 2, True)), decision, {}, 1, NOW)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kubeforge.modelendpoint.status import Rollout
-from tests.unit.status_samples import RESOLVED, TRAINING_FAILED, WAITING, endpoint, endpoint_status_for
+from tests.unit.status_samples import RESOLVED, TRAINING_FAILED, WAITING, blocked_status, endpoint, endpoint_status_for
 
 
 def kstatus(obj: dict[str, Any]) -> str:
@@ -37,6 +37,7 @@ CASES = {
     "waiting for its training job": (endpoint(endpoint_status_for(WAITING, Rollout("Missing", 2))), "InProgress"),
     "training job failed": (endpoint(endpoint_status_for(TRAINING_FAILED, Rollout("Missing", 2))), "Failed"),
     "rollout past its deadline": (endpoint(endpoint_status_for(RESOLVED, Rollout("Stalled", 2, 2, 2, 0))), "Failed"),
+    "a new model blocked by the promotion gate": (endpoint(blocked_status()), "Failed"),
     "spec changed since the last status": (
         endpoint(endpoint_status_for(RESOLVED, Rollout("Complete", 2, 2, 2, 2, True)), generation=2),
         "InProgress",

@@ -15,7 +15,8 @@ from kubeforge.modelendpoint.status import Rollout
 from kubeforge.trainingjob import observe
 from kubeforge.trainingjob import status as job_status
 from tests.chart import REPO
-from tests.unit.status_samples import READY_FALSE_SINCE_LONG_AGO, RESOLVED, TRAINING_FAILED, WAITING, endpoint, endpoint_status_for
+from tests.unit.status_samples import (READY_FALSE_SINCE_LONG_AGO, RESOLVED, TRAINING_FAILED, WAITING, blocked_status, endpoint,
+                                       endpoint_status_for)
 from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
 HEALTH = REPO / "examples" / "argocd" / "health"
@@ -51,6 +52,7 @@ ENDPOINT_CASES = {
         "only 1/2 replicas ready",
     ),
     "scaled to zero": (endpoint(endpoint_status_for(RESOLVED, Rollout("Complete", 0)), replicas=0), "Suspended", "zero"),
+    "a new model blocked by the promotion gate": (endpoint(blocked_status()), "Degraded", "rollout blocked: new model pvc://models/v2 not promoted: accuracy 0.8"),
     "not yet seen by the operator": (endpoint(None), "Progressing", "observe the endpoint"),
     "spec changed since the last status": (
         endpoint(endpoint_status_for(RESOLVED, Rollout("Complete", 2, 2, 2, 2, True)), generation=2),

@@ -36,10 +36,10 @@ def test_scale_subresource_points_at_spec_and_status_replicas_and_the_selector()
     }
 
 
-def test_printer_columns_show_phase_ready_runtime_url_and_age():
+def test_printer_columns_show_phase_ready_model_runtime_url_and_age():
     columns = version()["additionalPrinterColumns"]
-    assert [c["name"] for c in columns if not c.get("priority")] == ["Phase", "Ready", "Runtime", "URL", "Age"]
-    assert [c["name"] for c in columns if c.get("priority")] == ["Reason"]  # kubectl get -o wide
+    assert [c["name"] for c in columns if not c.get("priority")] == ["Phase", "Ready", "Model", "Runtime", "URL", "Age"]
+    assert [c["name"] for c in columns if c.get("priority")] == ["Reason", "Model-URI", "Digest"]  # kubectl get -o wide
     assert build_crd(DEFINITION)["spec"]["names"]["shortNames"] == ["mep"]
 
 

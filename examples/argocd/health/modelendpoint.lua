@@ -1,5 +1,5 @@
 -- Argo CD health of a kubeforge ModelEndpoint (kubeforge.io/v1alpha1), read from what the
--- operator writes: status.observedGeneration, the Ready condition and status.phase
+-- operator writes: status.observedGeneration, the Ready and RolloutBlocked conditions and status.phase
 -- (operator/kubeforge/modelendpoint/status.py). Runs in Argo CD's Lua 5.1 sandbox: `obj` is the resource.
 local hs = {}
 
@@ -27,6 +27,14 @@ end
 
 local ready = condition(status, "Ready")
 local message = (ready and ready.message) or status.phase or ""
+-- A new model failed spec.rollout.promotion (or the pinned revision is unknown): the old model still
+-- serves, but what Git asks for will not happen by waiting, so not Progressing forever.
+local blocked = condition(status, "RolloutBlocked")
+if blocked ~= nil and blocked.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "rollout blocked: " .. (blocked.message or blocked.reason or "")
+  return hs
+end
 if status.phase == "Failed" or status.phase == "Degraded" then
   hs.status = "Degraded"
   local resolved = condition(status, "ModelResolved")

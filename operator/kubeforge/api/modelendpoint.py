@@ -66,6 +66,11 @@ class ModelSource(ApiModel):
         # A one-value Literal becomes `const`, which structural schemas lack: spell the enum out.
         "text-classification", description="The inference task.", json_schema_extra={"enum": ["text-classification"]}
     )
+    revision: int | None = Field(
+        None, ge=1,
+        description="Pin a revision from status.revisions: the endpoint serves it, with no promotion gate (it was"
+        " served before). Setting an earlier one rolls back; removing the field follows uri/trainingJobRef again.",
+    )
 
 
 class Autoscaling(ApiModel):
@@ -107,6 +112,52 @@ class Batching(ApiModel):
     max_delay_ms: int = Field(5, ge=0, le=60000, description="Longest a request waits for a batch to fill, in ms.")
 
 
+class Threshold(ApiModel):
+    """One promotion threshold on a candidate model's metrics, e.g. accuracy >= 0.9."""
+
+    metric: str = Field(..., min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+                        description="A key of the TrainingJob's status.result.metrics, e.g. accuracy, f1, loss.")
+    op: Literal[">=", ">", "<=", "<"] = Field(..., description="How the candidate's value compares to value.")
+    value: float = Field(..., description="The threshold.")
+
+
+class Promotion(ApiModel):
+    """The gate a new model passes before it is served; a model failing it is never served."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("(has(self.thresholds) && size(self.thresholds) > 0) || self.notWorseThanServing",
+                    "spec.rollout.promotion: set thresholds or notWorseThanServing"),
+            ]
+        }
+    )
+
+    thresholds: list[Threshold] = Field(
+        default_factory=list, max_length=16,
+        description="Every threshold must hold on the new model's training metrics (a missing metric fails).",
+        json_schema_extra={"x-kubernetes-validations": [
+            cel("self.all(t, self.exists_one(u, u.metric == t.metric && u.op == t.op))",
+                "spec.rollout.promotion.thresholds: one entry per metric and op")]},
+    )
+    not_worse_than_serving: bool = Field(
+        False,
+        description="Each threshold's metric (accuracy when there are none) must not be worse than the serving"
+        " revision's by more than tolerance; the direction is the threshold's op (higher is better for >=, >).",
+    )
+    tolerance: float = Field(0.0, ge=0, description="How much worse than serving still passes (absolute).")
+
+
+class Rollout(ApiModel):
+    """How a new model reaches the endpoint."""
+
+    strategy: Literal["Replace"] = Field(
+        "Replace", description="Replace: the Deployment rolls to the new model (maxUnavailable 0).",
+        json_schema_extra={"enum": ["Replace"]},
+    )
+    promotion: Promotion | None = Field(None, description="Serve a new model only when it passes this gate.")
+
+
 class ModelEndpointSpec(ApiModel):
     """What to serve, on what, and how many: the user's half of a ModelEndpoint."""
 
@@ -141,6 +192,7 @@ class ModelEndpointSpec(ApiModel):
         description="Server pods (the scale subresource). Ignored while spec.autoscaling is set: the HPA owns the count.",
     )
     autoscaling: Autoscaling | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
     batching: Batching = Field(default_factory=Batching)
     protocols: list[Protocol] = Field(
         ["http"],
@@ -193,6 +245,8 @@ class ModelEndpointConditionType(StrEnum):
     # Current as soon as observedGeneration matches, even while it waits for its model.
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    # A new model was not served: it failed spec.rollout.promotion, or spec.model.revision names no revision.
+    ROLLOUT_BLOCKED = "RolloutBlocked"
 
 
 KSTATUS_TYPES = frozenset({ModelEndpointConditionType.RECONCILING, ModelEndpointConditionType.STALLED})
@@ -231,6 +285,12 @@ class ModelEndpointReason(StrEnum):
     """The Deployment controller gave up waiting for the rollout (progressDeadlineSeconds)."""
     ROLLOUT_COMPLETE = "RolloutComplete"
     """Nothing left to roll out."""
+    PROMOTION_GATE_FAILED = "PromotionGateFailed"
+    """RolloutBlocked: the new model failed spec.rollout.promotion; the message names metric, value and threshold."""
+    REVISION_NOT_FOUND = "RevisionNotFound"
+    """RolloutBlocked: spec.model.revision names no revision in status.revisions."""
+    ROLLOUT_ALLOWED = "RolloutAllowed"
+    """RolloutBlocked is False: the model the spec asks for is served (it passed the gate, or was pinned)."""
     START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
     """Server pods have been held back (crash loop, image pull, missing Secret, unschedulable, ...) longer than the
     start deadline (KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS); the message names the pods' reason."""
@@ -253,12 +313,21 @@ class ModelEndpointStatus(ApiModel):
     runtime: str | None = Field(None, description="The runtime resolved from spec.runtime.")
     model_uri: str | None = Field(None, description="The model URI being served (resolved from trainingJobRef).")
     reason: str | None = Field(None, description="Why the endpoint is not ready, in one word (the REASON column); unset when ready.")
+    model: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown(
+        "The revision serving now (see revisions)."))
+    model_short: str | None = Field(None, description="The serving revision in a few characters, for kubectl get.")
+    revisions: list[dict[str, Any]] | None = Field(None, json_schema_extra=preserve_unknown(
+        "Every model served, newest first (at most 10): revision, uri, digest, trainingJob, attempt,"
+        " metrics, servedAt, stoppedAt, stoppedReason."))
 
 
 PRINTER_COLUMNS = (
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1, "description": "why it is not ready"},
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+    {"name": "Model", "type": "string", "jsonPath": ".status.modelShort", "description": "the serving revision"},
+    {"name": "Model-URI", "type": "string", "jsonPath": ".status.model.uri", "priority": 1},
+    {"name": "Digest", "type": "string", "jsonPath": ".status.model.digest", "priority": 1},
     {"name": "Runtime", "type": "string", "jsonPath": ".status.runtime"},
     {"name": "URL", "type": "string", "jsonPath": ".status.url"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -38,6 +38,7 @@ class Endpoint:
     gpu_resource: str = "nvidia.com/gpu"
     # Autoscaled and about to be created: start at minReplicas (see handover.py), not the default of 1.
     initial_replicas: int | None = None
+    model_revision: str | None = None  # the server's X-Kubeforge-Model header (modelendpoint.revisions.model_header)
 
     @property
     def name(self) -> str:
@@ -183,6 +184,8 @@ def server_env(ep: Endpoint, location: storage.Location) -> list[dict[str, Any]]
         sc.HOST: "0.0.0.0",
         sc.PORT: str(sc.DEFAULT_PORT),
     }
+    if ep.model_revision:
+        values[sc.MODEL_REVISION] = ep.model_revision
     if "grpc" in ep.spec.protocols:
         values[sc.GRPC_PORT] = str(sc.DEFAULT_GRPC_PORT)
     if ep.runtime == "tensorrt":

@@ -16,7 +16,7 @@ from typing import Any
 from kubeforge import conditions, podreasons
 from kubeforge.api.common import EventType
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, handover, modelsource
+from kubeforge.modelendpoint import builders, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model
 from kubeforge.modelendpoint.runtime import resolve_runtime
@@ -55,9 +55,14 @@ class Observed:
         return self.endpoint.get("status") or {}
 
     @property
-    def resolution(self) -> ModelResolution:
+    def rollout(self) -> revisions.RolloutDecision:
+        """Which revision to serve: the spec's model if it passes the promotion gate, a pinned one, or the one served."""
         resolved = resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
-        return modelsource.require_claim(resolved, claim_exists=not self.model_claim_missing)
+        return revisions.decide(self.spec, resolved, self.training_job, self.previous)
+
+    @property
+    def resolution(self) -> ModelResolution:
+        return modelsource.require_claim(self.rollout.resolution, claim_exists=not self.model_claim_missing)
 
     def blocker(self, gpu_resource: str) -> podreasons.Blocker | None:
         """The server pods' first blocking reason; a failing readiness probe with the kubelet's words."""
@@ -104,7 +109,8 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
     if autoscaling and obs.deployment is not None and handover.owns_replicas(obs.deployment):
         claim = handover.claim(obs.deployment)
     image = obs.spec.image or config.server_image
-    ep = builders.Endpoint(obs.endpoint, obs.spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource, initial)
+    ep = builders.Endpoint(obs.endpoint, obs.spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource, initial,
+                           model_revision=obs.rollout.header)
     children = builders.build_children(ep)
     return ChildPlan(children.apply, children.absent if revisit else [], claim, initial is not None)
 
@@ -124,6 +130,7 @@ def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
         blocker=obs.blocker(config.gpu_resource),
         start_deadline=float(obs.spec.start_deadline_seconds or config.endpoint_start_deadline_seconds),
     )
+    status = revisions.with_revisions(status, obs.rollout, obs.previous, obs.generation, now)
     requeue = min(recheck, config.resync_seconds) if recheck is not None else config.resync_seconds
     return StatusPlan(status, transition_events(obs.previous, status), requeue)
 

@@ -8,7 +8,9 @@ import signal
 import sys
 import time
 
-from .config import load_config
+from kubeforge import servecontract as sc
+
+from .config import ServeConfig, load_config
 from .errors import ModelLoadError
 
 log = logging.getLogger("kubeforge.serve")
@@ -41,6 +43,12 @@ def draining_server(config, on_drain, drain_delay_s: float):
     return DrainingServer(config)
 
 
+def response_headers(cfg: ServeConfig) -> list[tuple[str, str]]:
+    """Headers uvicorn adds to every HTTP response, encoded once at startup (its default_headers): which model
+    answered, so a client (or a canary count) can tell, at no cost on the hot path."""
+    return [(sc.MODEL_HEADER, cfg.model_revision)] if cfg.model_revision else []
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = load_config(argv)
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
         http=bounded_httptools(cfg.max_header_bytes, cfg.header_timeout_s), limit_concurrency=cfg.limit_concurrency,
         # After the drain delay uvicorn closes the listener, lets in-flight requests finish up to this long, then exits.
-        timeout_graceful_shutdown=cfg.drain_timeout_s,
+        timeout_graceful_shutdown=cfg.drain_timeout_s, headers=response_headers(cfg),
     ), on_drain=lambda: setattr(plane, "draining", True), drain_delay_s=cfg.drain_delay_s)
     failed = []
 

@@ -22,6 +22,7 @@ class ServeConfig:
     model_dir: str
     model_name: str = "model"
     model_uri: str = ""
+    model_revision: str = ""  # sent as the X-Kubeforge-Model header on every HTTP response; empty: no header
     model_format: str = "auto"
     task: str = "text-classification"
     runtime: str = "auto"
@@ -59,6 +60,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("--model-dir", sc.MODEL_DIR, help=f"model directory [{sc.MODEL_DIR}]")
     opt("--model-name", sc.MODEL_NAME, help=f"name in /v1 and /v2 routes [{sc.MODEL_NAME}]")
     opt("--model-uri", sc.MODEL_URI, help=f"URI reported in metadata [{sc.MODEL_URI}]")
+    opt("--model-revision", sc.MODEL_REVISION, help=f"X-Kubeforge-Model response header [{sc.MODEL_REVISION}]")
     opt("--model-format", sc.MODEL_FORMAT, choices=FORMATS, help=f"[{sc.MODEL_FORMAT}]")
     opt("--task", sc.TASK, choices=TASKS, help=f"[{sc.TASK}]")
     opt("--runtime", sc.RUNTIME, choices=RUNTIMES, help=f"[{sc.RUNTIME}]")
