@@ -98,3 +98,10 @@ def test_the_api_server_refuses_a_malformed_gate(kit: Kit, rollout, says):
     with pytest.raises(ApiException) as refused:
         kit.create(endpoint("bad", rollout=rollout))
     assert refused.value.status == 422 and says in refused.value.body, refused.value.body
+
+
+def test_the_gated_sample_is_accepted_by_the_api_server(kit: Kit):
+    from tests.chart import REPO
+
+    out = kit.kubectl("apply", "--dry-run=server", "-f", str(REPO / "samples" / "modelendpoint-gated.yaml"))
+    assert "sentiment-gated created (server dry run)" in out

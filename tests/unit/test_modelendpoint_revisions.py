@@ -194,3 +194,14 @@ def test_the_shell_blocks_a_worse_run_promotes_a_better_one_and_rolls_back_on_a_
     status = reconcile(kube)
     assert served_env(kube)["KUBEFORGE_MODEL_URI"] == "/m/v1" and status["model"]["revision"] == 1
     assert status["revisions"][1]["stoppedReason"] == "rolled back to revision 1 (spec.model.revision): now serving revision 1"
+
+
+def test_the_gated_sample_parses_to_a_gate_on_accuracy_and_loss():
+    import yaml
+
+    from tests.chart import REPO
+
+    spec = ModelEndpointSpec.model_validate(yaml.safe_load((REPO / "samples" / "modelendpoint-gated.yaml").read_text())["spec"])
+    assert spec.rollout.promotion is not None
+    assert [(t.metric, t.op, t.value) for t in spec.rollout.promotion.thresholds] == [("accuracy", ">=", 0.9), ("loss", "<=", 0.5)]
+    assert gate.judge(spec.rollout.promotion, {"accuracy": 0.93, "loss": 0.3}, {"accuracy": 0.932, "loss": 0.31}).passed
