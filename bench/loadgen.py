@@ -17,6 +17,7 @@ class LoadResult:
     errors: int
     seconds: float
     latencies: np.ndarray  # seconds, successful requests only
+    total: int = 0  # every answer, warm-up included (what the server's CPU counters saw)
 
     @property
     def throughput(self) -> float:
@@ -30,7 +31,7 @@ class LoadResult:
     def summary(self) -> dict:
         return {"concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
                 "throughput_rps": round(self.throughput, 1), "p50_ms": round(self.pct(50), 2),
-                "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2)}
+                "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2), "requests_total": self.total}
 
 
 class Connection:
@@ -78,6 +79,7 @@ async def _worker(port, path, bodies, deadline, warm_until, latencies, counts, o
             start = time.perf_counter()
             status, _ = await conn.post(path, bodies[i % len(bodies)])
             i += 1
+            counts["total"] += 1
             if start < warm_until:
                 continue
             if status == 200:
@@ -90,13 +92,13 @@ async def _worker(port, path, bodies, deadline, warm_until, latencies, counts, o
 
 async def _run(port, path, bodies, concurrency, seconds, warmup):
     latencies: list[float] = []
-    counts = {"errors": 0}
+    counts = {"errors": 0, "total": 0}
     t0 = time.perf_counter()
     warm_until, deadline = t0 + warmup, t0 + warmup + seconds
     await asyncio.gather(*(_worker(port, path, bodies, deadline, warm_until, latencies, counts, k)
                            for k in range(concurrency)))
     measured = time.perf_counter() - warm_until
-    return LoadResult(concurrency, len(latencies), counts["errors"], measured, np.array(latencies))
+    return LoadResult(concurrency, len(latencies), counts["errors"], measured, np.array(latencies), counts["total"])
 
 
 def run_load(port: int, path: str, payloads: list[dict], concurrency: int, seconds: float,
@@ -117,6 +119,7 @@ async def _grpc_worker(stub, requests, deadline, warm_until, latencies, counts, 
         except grpc.aio.AioRpcError:
             ok = False
         i += 1
+        counts["total"] += 1
         if start < warm_until:
             continue
         if ok:
@@ -131,7 +134,7 @@ async def _run_grpc(port, requests, concurrency, seconds, warmup):
     from kubeforge_workloads.serve.protocol.grpc import inference_pb2_grpc as pb_grpc
 
     latencies: list[float] = []
-    counts = {"errors": 0}
+    counts = {"errors": 0, "total": 0}
     # One HTTP/2 connection carrying every stream, as one gRPC client channel does.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -140,7 +143,7 @@ async def _run_grpc(port, requests, concurrency, seconds, warmup):
         await asyncio.gather(*(_grpc_worker(stub, requests, deadline, warm_until, latencies, counts, k)
                                for k in range(concurrency)))
         measured = time.perf_counter() - warm_until
-    return LoadResult(concurrency, len(latencies), counts["errors"], measured, np.array(latencies))
+    return LoadResult(concurrency, len(latencies), counts["errors"], measured, np.array(latencies), counts["total"])
 
 
 def infer_request(text: str):

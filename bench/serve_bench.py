@@ -9,7 +9,7 @@ Servers, all started here, all answering {"instances": [text]} with the same mod
   bentoml           BentoML, adaptive batching (max_batch_size=32)
 Peers run in venvs of their own that bench/servers.py makes; a peer that cannot run stops the bench.
 
-Measured: cold start (process start to the first answer) and idle RSS, each server started alone;
+Measured: cold start (process start to the first answer, no load running) and idle RSS per server;
 then all running: throughput and p50/p95/p99 at concurrency 1, 4, 16, 32, 64 (load points interleaved
 across servers, so a noisy neighbour hits all alike), headline medians of --rounds rounds at c1 and
 c32 with peak RSS under c32; the overhead at c1 with a per-stage breakdown; in-process model figures.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -93,19 +94,24 @@ def raw_model_figures(model_dir: Path, cache: Path, scale: float) -> dict:
     """Raw model = what one request costs inside the server: tokenize, pad, run, softmax."""
     out = {}
     batch32 = [SENTENCES[i % len(SENTENCES)] for i in range(32)]
-    for runtime, quantize in (("onnxruntime", "none"), ("torch", "none"), ("onnxruntime", "int8")):
+    # (runtime, quantize, batch-1 calls, batch-32 calls): torch is a side figure, and slow on a busy machine.
+    for runtime, quantize, n1, n32 in (("onnxruntime", "none", 300, 15), ("torch", "none", 60, 5),
+                                       ("onnxruntime", "int8", 300, 15)):
         model = in_process(model_dir, runtime, quantize, cache)
         runtime += "_int8" if quantize == "int8" else ""
         cycle = iter(range(10**9))
         out[f"{runtime}_b1_p50_ms"] = p50_ms(lambda: model.infer(model.encode([SENTENCES[next(cycle) % 12]])),
-                                             max(3, int(300 * scale)))
-        out[f"{runtime}_b32_p50_ms"] = p50_ms(lambda: model.infer(model.encode(batch32)), max(1, int(15 * scale)))
+                                             max(3, int(n1 * scale)))
+        out[f"{runtime}_b32_p50_ms"] = p50_ms(lambda: model.infer(model.encode(batch32)), max(1, int(n32 * scale)))
         del model
     return out
 
 
 class BlockingPoster:
-    """Keep-alive POSTs over one socket with nothing between us and the server (http.client costs ~0.3 ms)."""
+    """Keep-alive POSTs over one socket with nothing between us and the server (http.client costs ~0.3 ms).
+
+    One per block of calls: uvicorn closes a connection idle for 5 s (its keep-alive timeout).
+    """
 
     def __init__(self, port: int):
         import socket
@@ -119,13 +125,19 @@ class BlockingPoster:
         self.sock.sendall(head + body)
         buf = b""
         while b"\r\n\r\n" not in buf:
-            buf += self.sock.recv(65536)
+            buf += self._recv()
         header, _, rest = buf.partition(b"\r\n\r\n")
         length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
                       if line.lower().startswith(b"content-length:"))
         while len(rest) < length:
-            rest += self.sock.recv(65536)
+            rest += self._recv()
         return int(header.split()[1])
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
 
 
 def stage_calls(model) -> dict:
@@ -155,7 +167,6 @@ def overhead_blocks(model, port: int, rounds: int, block: int) -> dict:
     The server-side stages are timed in-process the same way; what e2e spends beyond them is the
     transport: socket, HTTP parsing, the ASGI app and its middleware, the batcher's hand-off.
     """
-    client = BlockingPoster(port)
     bodies = [json.dumps(p).encode() for p in V2]
     stages = stage_calls(model)
     times: dict[str, list[float]] = {name: [] for name in ("raw_ms", "e2e_ms", *stages)}
@@ -169,12 +180,13 @@ def overhead_blocks(model, port: int, rounds: int, block: int) -> dict:
     for r in range(rounds + 1):
         for i in range(block):
             timed("raw_ms", lambda k: model.infer(model.encode([SENTENCES[k]])), i, r)
+        client = BlockingPoster(port)
         for i in range(block):
             timed("e2e_ms", lambda k: client.post("/v2/models/model/infer", bodies[k]), i, r)
+        client.sock.close()
         for name, fn in stages.items():
             for i in range(block):
                 timed(name, fn, i, r)
-    client.sock.close()
     p50 = {name: round(float(np.median(t)) * 1000, 3) for name, t in times.items()}
     server_side = p50["parse_ms"] + p50["tokenize_ms"] + p50["model_ms"] + p50["respond_ms"]
     return {**p50, "transport_ms": round(p50["e2e_ms"] - server_side, 3), "samples": len(times["raw_ms"]),
@@ -195,26 +207,38 @@ def load_targets(servers: dict[str, Server]) -> dict:
 
 
 def interleaved(targets: dict, servers: dict[str, Server], concurrencies, plan: Plan) -> dict[str, list[dict]]:
-    """A load point per target in turn at each concurrency; at c32 each point records its server's peak RSS."""
+    """A load point per target in turn at each concurrency, each with its server's peak RSS and where the
+    CPU went per request (over every request of the point, warm-up included, as CPU counters see them):
+    the server's process tree, its main thread (kubeforge-serve's event loop), and this process (the
+    load generator)."""
     points: dict[str, list[dict]] = {name: [] for name in targets}
     for c in concurrencies:
         for name, run in targets.items():
             server = servers[name.removesuffix("_grpc")]
+            cpu0, client0 = server.cpu_seconds(), time.process_time()
             with PeakRss(server) as rss:
                 point = run(c, plan.seconds, plan.warmup)
-            points[name].append({**point, "peak_rss_mb": round(rss.peak, 1)})
+            cpu1, client1 = server.cpu_seconds(), time.process_time()
+            sent = max(1, point["requests_total"])
+            points[name].append({**point, "peak_rss_mb": round(rss.peak, 1),
+                                 "server_cpu_ms_per_req": round(1000 * (cpu1["tree"] - cpu0["tree"]) / sent, 3),
+                                 "main_thread_cpu_ms_per_req": round(1000 * (cpu1["main_thread"] - cpu0["main_thread"]) / sent, 3),
+                                 "client_cpu_ms_per_req": round(1000 * (client1 - client0) / sent, 3)})
     return points
 
 
-def cold_starts(launches: dict, log_dir: Path) -> dict:
-    """Each server started alone: process start to first answer, then its RSS idle after a few requests."""
+def start_alone(launches: dict, log_dir: Path, servers: dict[str, Server]) -> dict:
+    """Servers started one after another, each timed from process start to first answer while no load
+    runs (those already up sit idle), then its RSS read idle after a few requests; they stay up for the
+    load. Ray goes last: its idle helpers use more CPU than the other servers."""
     out = {}
-    for name, launch in launches.items():
-        server = Server(launch, log_dir).wait_answering()
+    for name in sorted(launches, key=lambda n: n == "ray"):
+        launch = launches[name]
+        servers[name] = server = Server(launch, log_dir)
+        server.wait_answering()
         run_load(launch.port, launch.path, V1, 1, 0.5, 0.0)
         time.sleep(1.0)  # let the post-load allocations settle before reading idle memory
         out[name] = {"cold_start_s": round(server.cold_start_s, 2), "idle_rss_mb": round(server.rss_mb(), 1)}
-        server.stop()
         print(f"[serve bench] {name}: ready in {out[name]['cold_start_s']} s, idle {out[name]['idle_rss_mb']} MiB",
               flush=True)
     return out
@@ -227,6 +251,9 @@ def median_point(points: list[dict]) -> dict:
            "errors": sum(p["errors"] for p in points)}
     if "peak_rss_mb" in points[0]:
         out["peak_rss_mb"] = max(p["peak_rss_mb"] for p in points)
+    for key in ("server_cpu_ms_per_req", "main_thread_cpu_ms_per_req", "client_cpu_ms_per_req"):
+        if key in points[0]:
+            out[key] = round(float(np.median([p[key] for p in points])), 3)
     return out
 
 
@@ -238,6 +265,7 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="seconds of everything: proves the bench still runs")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers started here are stopped
     plan = Plan(args)
     peers = [p for p in args.peers.split(",") if p]
     unknown = set(peers) - set(PEERS)
@@ -251,15 +279,13 @@ def main() -> int:
     res: dict = {"model": "all-MiniLM-L6-v2 + 2-label head (ONNX, fp32)", "cpus": os.cpu_count(),
                  "loadavg_start": os.getloadavg(), "seconds_per_point": plan.seconds, "rounds": plan.rounds,
                  "tiny": args.tiny}
-    launches = {"kubeforge": kubeforge_launch("kubeforge", model_dir, *BATCHING, grpc=True),
-                **{p: peer_launch(p, model_dir / "onnx", tmp) for p in peers}}
-    res["startup"] = cold_starts(launches, tmp)
     res["raw"] = raw_model_figures(model_dir, tmp, plan.scale)
-    launches["kubeforge_batch1"] = kubeforge_launch("kubeforge_batch1", model_dir, "--max-batch-size", "1")
+    launches = {"kubeforge": kubeforge_launch("kubeforge", model_dir, *BATCHING, grpc=True),
+                **{p: peer_launch(p, model_dir / "onnx", tmp) for p in peers},
+                "kubeforge_batch1": kubeforge_launch("kubeforge_batch1", model_dir, "--max-batch-size", "1")}
     servers: dict[str, Server] = {}
     try:
-        for name, launch in launches.items():
-            servers[name] = Server(launch, tmp).wait_answering()
+        res["startup"] = start_alone(launches, tmp, servers)
         targets = load_targets(servers)
         res["overhead"] = overhead_blocks(in_process(model_dir, "onnxruntime", "none", tmp), servers["kubeforge"].port,
                                           plan.rounds, plan.block)

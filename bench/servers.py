@@ -147,21 +147,52 @@ class Server:
                 pass
         return total / 2**20
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far: the whole process tree, and the root process's main thread alone.
+
+        In kubeforge-serve the main thread is the event loop (HTTP, parsing, tokenizing, answering) and
+        the other threads run the model; in the peers the split means less (Ray and BentoML work in
+        child processes).
+        """
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+            main = next((t.user_time + t.system_time for t in root.threads() if t.id == root.pid), 0.0)
+        except psutil.NoSuchProcess:
+            return {"tree": 0.0, "main_thread": 0.0}
+        tree = 0.0
+        for p in procs:
+            try:
+                times = p.cpu_times()
+                tree += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return {"tree": tree, "main_thread": main}
+
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self, timeout: float = 60) -> None:
-        """SIGTERM to the server's process group (Ray and BentoML spawn helpers), SIGKILL if it lingers."""
+        """SIGTERM to the server's process group, then SIGKILL to whatever of its process tree is left.
+
+        Ray and BentoML spawn helpers; some of Ray's (its actors) leave the group, so the tree is
+        listed before the SIGTERM and each survivor is killed by its pid.
+        """
+        try:
+            tree = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        try:
-            os.killpg(self.proc.pid, 9)  # anything of the group still there (Ray's workers)
-        except ProcessLookupError:
-            pass
+        for proc in [psutil.Process(self.proc.pid), *tree] if self.proc.poll() is None else tree:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.proc.wait()
         self._log.close()
 
