@@ -130,7 +130,22 @@ def test_probes_hit_the_server_health_routes_and_startup_allows_a_slow_model_loa
     assert c["readinessProbe"]["httpGet"] == {"path": sc.READY_PATH, "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": sc.LIVE_PATH, "port": "http"}
     startup = c["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 20 * builders.MEASURED_COLD_START_S
+
+
+def test_the_startup_probe_polls_well_inside_the_measured_cold_start_and_waits_for_tensorrt_engine_builds():
+    cpu, trt = container(MakeEndpoint())["startupProbe"], container(MakeEndpoint().gpus(1))["startupProbe"]
+    assert cpu["periodSeconds"] <= builders.MEASURED_COLD_START_S / 2
+    assert trt["periodSeconds"] * trt["failureThreshold"] >= 900
+
+
+def test_the_startup_probe_is_sized_from_at_least_the_cold_start_the_serve_bench_measured():
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "bench" / "results" / "serve_bench.json"
+    measured = json.loads(results.read_text())["startup"]["kubeforge"]["cold_start_s"]
+    assert builders.MEASURED_COLD_START_S >= measured, "re-size the startup probe from the new bench figure"
 
 
 def test_pods_pass_the_restricted_pod_security_profile():
