@@ -21,7 +21,7 @@ import pytest
 
 # One operator for the whole session. Importing the fixture into each module would
 # register it once per module: several "session" operators reconciling at once.
-pytest_plugins = ["tests.integration.operator_fixture"]
+pytest_plugins = ["tests.integration.operator_fixture", "tests.s3store"]
 
 TESTS = Path(__file__).resolve().parent
 DIRECTORY_MARKERS = ("integration", "workload", "e2e")

@@ -28,10 +28,11 @@ MAX_NODES = "KUBEFORGE_MAX_NODES"
 RECIPE = "KUBEFORGE_RECIPE"  # JSON of spec.recipe, empty when the user runs a command
 DEEPSPEED_CONFIG = "KUBEFORGE_DEEPSPEED_CONFIG"  # path of the DeepSpeed JSON config
 ZERO_STAGE = "KUBEFORGE_ZERO_STAGE"
-CHECKPOINT_DIR = "KUBEFORGE_CHECKPOINT_DIR"
+CHECKPOINT_DIR = "KUBEFORGE_CHECKPOINT_DIR"  # a local path, or s3://bucket/prefix
 CHECKPOINT_EVERY_STEPS = "KUBEFORGE_CHECKPOINT_EVERY_STEPS"
 OUTPUT_DIR = "KUBEFORGE_OUTPUT_DIR"  # local path the model is written to
-OUTPUT_URI = "KUBEFORGE_OUTPUT_URI"  # what status.result.modelUri reports
+OUTPUT_URI = "KUBEFORGE_OUTPUT_URI"  # what status.result.modelUri reports; s3:// ones get OUTPUT_DIR uploaded
+STAGING_DIR = "KUBEFORGE_STAGING_DIR"  # node-local scratch for checkpoint shards bound for an object store
 # Where a worker writes its summary: the container's terminationMessagePath in a pod (the
 # kubelet reads it), a file in the run directory locally. A user's command reads it too.
 TERMINATION_LOG = "TERMINATION_MESSAGE_PATH"
@@ -136,6 +137,7 @@ class LaunchEnv:
     checkpoint_every_steps: int | None = None
     output_dir: str = ""
     output_uri: str = ""
+    staging_dir: str = ""
     termination_log: str = DEFAULT_TERMINATION_LOG
     progress_file: str = ""
     pod_ip: str = ""  # empty in the pod template: the pod reads it from status.podIP
@@ -171,6 +173,7 @@ class LaunchEnv:
             CHECKPOINT_EVERY_STEPS: self.checkpoint_every_steps,
             OUTPUT_DIR: self.output_dir or None,
             OUTPUT_URI: self.output_uri or None,
+            STAGING_DIR: self.staging_dir or None,
             PROGRESS_FILE: self.progress_file or None,
             POD_IP: self.pod_ip or None,
         }
@@ -210,6 +213,7 @@ class LaunchEnv:
             checkpoint_every_steps=opt_int(CHECKPOINT_EVERY_STEPS),
             output_dir=env.get(OUTPUT_DIR, ""),
             output_uri=env.get(OUTPUT_URI, ""),
+            staging_dir=env.get(STAGING_DIR, ""),
             termination_log=env.get(TERMINATION_LOG, DEFAULT_TERMINATION_LOG),
             progress_file=env.get(PROGRESS_FILE, ""),
             pod_ip=env.get(POD_IP, ""),

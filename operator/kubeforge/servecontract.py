@@ -4,7 +4,8 @@ Defined once; the server's config loader and the Deployment builder both use the
 """
 
 MODEL_DIR = "KUBEFORGE_MODEL_DIR"  # local path of the model directory (see layout below)
-MODEL_URI = "KUBEFORGE_MODEL_URI"  # the resolved URI, for reporting only
+MODEL_URI = "KUBEFORGE_MODEL_URI"  # the resolved URI; for s3:// the download step fetches it into MODEL_DIR
+MODEL_DIGEST = "KUBEFORGE_MODEL_DIGEST"  # sha256:... of the files manifest to insist on (from the TrainingJob), optional
 MODEL_REVISION = "KUBEFORGE_MODEL_REVISION"  # the X-Kubeforge-Model response header: "revision=N; digest=..." (or uri=)
 MODEL_HEADER = "x-kubeforge-model"
 MODEL_NAME = "KUBEFORGE_MODEL_NAME"  # name in /v1/models/{name} and /v2/models/{name}
@@ -46,3 +47,6 @@ INFLIGHT_METRIC = "kubeforge_requests_in_flight"
 #   <dir>/hf/              Hugging Face model + tokenizer (config.json carries id2label)
 #   <dir>/onnx/model.onnx  ONNX export, dynamic batch and sequence axes, tokenizer files beside it
 MODEL_MANIFEST = "kubeforge.json"
+# In an object store, a model directory is complete once this files manifest (every file's size and
+# sha256, written last by kubeforge_workloads.objectstore.commit_tree) exists; its sha256 is the model's digest.
+MODEL_FILES_MANIFEST = "kubeforge-manifest.json"

@@ -1,11 +1,12 @@
 """Atomic checkpoint directories: naming, the completeness manifest, finding the newest complete one, retention.
 
 A checkpoint is written into a temporary directory, then a manifest listing every file
-and its size is written last, then the directory is renamed to `step-NNNNNNNN`. A crash
+with its size and sha256 is written last, then the directory is renamed to `step-NNNNNNNN`. A crash
 mid-write leaves only a `.tmp-*` directory; a checkpoint whose files were truncated
 afterwards (a full disk, a half-copied volume) fails the size check. Both are ignored
 in favour of the previous complete one. The engine-specific files (DeepSpeed's shards,
 or a torch state dict) are written by `engines`; this module only owns the frame.
+Checkpoints in an object store use the same names and manifest (`checkpoint_store`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import re
 import shutil
 from pathlib import Path
+
+from ..objectstore import describe_files
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +31,17 @@ def final_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
+def is_final_name(name: str) -> bool:
+    return bool(_FINAL.match(name))
+
+
 def temp_name(step: int) -> str:
     return f".tmp-{final_name(step)}"
 
 
 def write_manifest(directory: Path, state: dict) -> None:
-    """Seal a fully written temp checkpoint: the manifest names every file with its size."""
-    files = {
-        str(p.relative_to(directory)): p.stat().st_size
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+    """Seal a fully written temp checkpoint: the manifest names every file with its size and sha256."""
+    files = describe_files(directory, skip=(MANIFEST, MANIFEST + ".partial"))
     body = json.dumps({"state": state, "files": files}, indent=1, sort_keys=True)
     tmp = directory / (MANIFEST + ".partial")
     with open(tmp, "w") as handle:
@@ -65,7 +68,8 @@ def read_complete(directory: Path) -> dict | None:
     except (OSError, ValueError) as exc:
         log.warning("ignoring checkpoint %s: no readable manifest (%s)", directory, exc)
         return None
-    for rel, size in manifest.get("files", {}).items():
+    for rel, entry in manifest.get("files", {}).items():
+        size = entry["size"] if isinstance(entry, dict) else entry  # older manifests: the size alone
         path = directory / rel
         if not path.is_file() or path.stat().st_size != size:
             log.warning("ignoring checkpoint %s: %s is missing or truncated", directory, rel)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +13,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from kubeforge import contract
+from kubeforge import contract, storage
 from kubeforge.contract import LaunchEnv
 
+from .. import objectstore
 from . import checkpoint
+from .checkpoint_store import CheckpointStore, merge_shard_lists
 from .data import Examples, epoch_batches, load_examples, train_eval_split
 from .evaluate import evaluate
 from .recipe import Recipe, resolve_model_path
@@ -41,6 +46,7 @@ class Run:
     metrics: dict = field(default_factory=dict)
     evaluated_at: int = -1
     saved_at: int = -1
+    checkpoint_store: CheckpointStore | None = None  # set when checkpoint_dir is an s3:// URI
 
     @property
     def rank(self) -> int:
@@ -101,9 +107,17 @@ def run_eval(run: Run, label: str) -> None:
 
 
 def save_checkpoint(run: Run) -> None:
-    """All ranks write into a temp directory; rank 0 seals and publishes it (needs a shared volume across nodes)."""
     if not run.launch.checkpoint_dir or run.saved_at == run.step:
         return
+    if run.checkpoint_store is not None:
+        save_to_store(run, run.checkpoint_store)
+    else:
+        save_to_volume(run)
+    run.saved_at = run.step
+
+
+def save_to_volume(run: Run) -> None:
+    """All ranks write into a temp directory; rank 0 seals and publishes it (needs a shared volume across nodes)."""
     root = Path(run.launch.checkpoint_dir)
     if run.rank == 0:
         root.mkdir(parents=True, exist_ok=True)
@@ -112,18 +126,63 @@ def save_checkpoint(run: Run) -> None:
     run.engine.save(root, checkpoint.temp_name(run.step))
     dist.barrier()
     if run.rank == 0:
-        state = {"step": run.step, "epoch": run.step // run.steps_per_epoch, "batchInEpoch": run.step % run.steps_per_epoch,
-                 "worldSize": run.world, "attempt": run.launch.attempt}
-        checkpoint.write_manifest(root / checkpoint.temp_name(run.step), state)
+        checkpoint.write_manifest(root / checkpoint.temp_name(run.step), checkpoint_state(run))
         checkpoint.publish(root, run.step)
         checkpoint.prune(root)
         log.info("checkpoint saved at step %d", run.step)
     dist.barrier()
-    run.saved_at = run.step
+
+
+def save_to_store(run: Run, store: CheckpointStore) -> None:
+    """Every node stages its ranks' shards locally and uploads them; rank 0 commits the manifest once all succeeded."""
+    tag, scratch = checkpoint.final_name(run.step), node_scratch(run) / "save"
+    if run.rank == 0:
+        store.prune()  # also drops the uploads a crashed attempt never committed
+    if local_rank() == 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+    dist.barrier()
+    run.engine.save(scratch, tag)
+    dist.barrier()
+    uploaded: dict = {}
+    if local_rank() == 0:
+        try:
+            uploaded = store.upload_shards(scratch / tag, tag)
+        except objectstore.ObjectStoreError as exc:
+            uploaded = {"error": str(exc)}
+    per_node: list = [None] * run.world
+    dist.all_gather_object(per_node, uploaded)
+    errors = [files["error"] for files in per_node if files and isinstance(files.get("error"), str)]
+    if errors:  # no manifest: this step never counts, the previous checkpoint stays the newest
+        raise RuntimeError(f"checkpoint {store.uri(tag)} not committed: {errors[0]}")
+    if run.rank == 0:
+        digest = store.commit(tag, checkpoint_state(run), merge_shard_lists(per_node))
+        log.info("checkpoint saved at step %d to %s (%s)", run.step, store.uri(tag), digest)
+    dist.barrier()
+    if local_rank() == 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def checkpoint_state(run: Run) -> dict:
+    return {"step": run.step, "epoch": run.step // run.steps_per_epoch, "batchInEpoch": run.step % run.steps_per_epoch,
+            "worldSize": run.world, "attempt": run.launch.attempt}
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def node_scratch(run: Run) -> Path:
+    """This node's staging directory (an emptyDir in pods; per node, so local "nodes" never share one)."""
+    root = Path(run.launch.staging_dir or Path(tempfile.gettempdir()) / "kubeforge-staging")
+    return root / f"{run.launch.job_name}-node-{run.launch.node_rank}"
 
 
 def resume(run: Run) -> None:
     """Continue from the newest complete checkpoint (every rank reads the same one), if there is one."""
+    if run.checkpoint_store is not None:
+        resume_from_store(run, run.checkpoint_store)
+        return
     found = None
     if run.rank == 0 and run.launch.checkpoint_dir:
         found = checkpoint.newest_complete(Path(run.launch.checkpoint_dir))
@@ -136,6 +195,34 @@ def resume(run: Run) -> None:
     run.engine.load(directory.parent, directory.name)
     run.step = run.resumed_from = run.saved_at = int(state["step"])
     log.info("resumed from %s (step %d of %d)", directory, run.step, run.total_steps)
+
+
+def resume_from_store(run: Run, store: CheckpointStore) -> None:
+    """Rank 0 lists the complete checkpoints; each node downloads the newest (verified), else the next one."""
+    box = [store.complete() if run.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    target = node_scratch(run) / "resume"
+    for tag, manifest in box[0] or []:
+        ok = 1
+        if local_rank() == 0:
+            shutil.rmtree(target, ignore_errors=True)
+            try:
+                store.download(tag, manifest, target)
+            except objectstore.ObjectStoreError as exc:
+                if exc.reason not in (objectstore.DIGEST_MISMATCH, objectstore.MISSING_OBJECT):
+                    raise  # the store is unreachable or refuses us: starting over would lose the progress
+                log.warning("ignoring checkpoint %s: %s", store.uri(tag), exc)
+                ok = 0
+        verdict = torch.tensor([ok])
+        dist.all_reduce(verdict, op=dist.ReduceOp.MIN)  # every node got it, or all try the next one
+        if verdict.item():
+            run.engine.load(target, tag)
+            run.step = run.resumed_from = run.saved_at = int(manifest["state"]["step"])
+            log.info("resumed from %s (step %d of %d)", store.uri(tag), run.step, run.total_steps)
+            dist.barrier()
+            if local_rank() == 0:
+                shutil.rmtree(target, ignore_errors=True)
+            return
 
 
 def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict, reports: bool) -> Run:
@@ -157,7 +244,9 @@ def build_run(launch: LaunchEnv, recipe: Recipe, device: torch.device, env: dict
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     engine = make_engine(launch, recipe, model, optimizer, scheduler, device)
     reporter = ProgressReporter(launch.progress_file, env) if reports else None
-    return Run(launch, recipe, device, engine, tokenizer, train_set, eval_set, steps_per_epoch, total, reporter)
+    store = CheckpointStore.from_uri(launch.checkpoint_dir) if storage.is_object_uri(launch.checkpoint_dir) else None
+    return Run(launch, recipe, device, engine, tokenizer, train_set, eval_set, steps_per_epoch, total, reporter,
+               checkpoint_store=store)
 
 
 def use_bf16(recipe: Recipe, device: torch.device) -> bool:

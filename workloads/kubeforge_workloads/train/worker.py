@@ -11,11 +11,13 @@ import ctypes
 import datetime
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
+from kubeforge import storage
 from kubeforge.contract import LaunchEnv
 
 from .failures import exit_code_for, leave_note
@@ -108,14 +110,17 @@ def train_and_export(launch: LaunchEnv, env: dict) -> dict | None:
         weights = run.engine.full_state_dict()  # collective under ZeRO-3, so before the group goes
     finally:
         dist.destroy_process_group()
-    if weights is not None:
-        write_model(run, weights, launch)
+    digest = write_model(run, weights, launch) if weights is not None else None
     if not speaks_for_group(launch):
         return None
-    return {"metrics": run.metrics, "modelUri": launch.output_uri or launch.output_dir, **numbers}
+    summary = {"metrics": run.metrics, "modelUri": launch.output_uri or launch.output_dir, **numbers}
+    if digest:
+        summary["modelDigest"] = digest  # the files manifest's sha256: what a ModelEndpoint insists on serving
+    return summary
 
 
-def write_model(run, weights: dict, launch: LaunchEnv) -> None:
+def write_model(run, weights: dict, launch: LaunchEnv) -> str | None:
+    """Export on global rank 0; for an s3:// output.uri upload it with its files manifest and return that manifest's digest."""
     from transformers import AutoModelForSequenceClassification
 
     from .export import export_model
@@ -123,7 +128,10 @@ def write_model(run, weights: dict, launch: LaunchEnv) -> None:
 
     if not launch.output_dir:
         log.warning("no output directory (KUBEFORGE_OUTPUT_DIR) set: the model is not exported")
-        return
+        return None
+    remote = storage.is_object_uri(launch.output_uri)
+    if remote:
+        shutil.rmtree(launch.output_dir, ignore_errors=True)  # the staging copy holds this export only
     # A fresh copy: under ZeRO-3 the engine's module holds only this rank's partition.
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_path(run.recipe.model), num_labels=len(run.train_set.label_names))
@@ -131,6 +139,18 @@ def write_model(run, weights: dict, launch: LaunchEnv) -> None:
     manifest = export_model(model, run.tokenizer, Path(launch.output_dir), run.train_set.label_names,
                             run.recipe.max_seq_length, extra={"metrics": run.metrics, "steps": run.step})
     log.info("model written to %s (ONNX max |diff| vs torch %s)", launch.output_dir, manifest["onnxMaxAbsDiff"])
+    if not remote:
+        return None
+    from kubeforge import servecontract
+
+    from .. import objectstore
+
+    name, prefix = objectstore.split_uri(launch.output_uri)
+    started = time.monotonic()
+    digest = objectstore.commit_tree(objectstore.open_bucket(name), Path(launch.output_dir), prefix,
+                                     servecontract.MODEL_FILES_MANIFEST)
+    log.info("model uploaded to %s in %.1f s (%s)", launch.output_uri, time.monotonic() - started, digest)
+    return digest
 
 
 if __name__ == "__main__":
