@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from kubeforge import storage
 from kubeforge.contract import TERMINATION_MESSAGE_LIMIT
 
 LOG_TAIL_LINES = 15
@@ -74,7 +75,9 @@ def print_recipe_summary(summary: dict, out: TextIO) -> None:
         print(f"  eval accuracy {metrics.get('accuracy', 0):.4f}  macro F1 {metrics.get('f1', 0):.4f}"
               f"  ({metrics.get('evalSamples', '?')} samples)", file=out)
     model_uri = summary.get("modelUri")
-    if model_uri:
+    if model_uri and storage.is_object_uri(model_uri):
+        print(f"  model: {model_uri} ({summary.get('modelDigest', 'no digest')})", file=out)
+    elif model_uri:
         model_dir = model_uri.removeprefix("file://")
         print(f"  model: {model_uri}\n    Hugging Face: {model_dir}/hf\n    ONNX:         {model_dir}/onnx/model.onnx", file=out)
 

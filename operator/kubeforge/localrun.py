@@ -5,7 +5,9 @@ only what cannot hold on a laptop is replaced: the rendezvous address (127.0.0.1
 free port; for launcher ray the loopback address LOCAL_RAY_ADDRESS and free Ray ports),
 each worker's rank (the Job controller's completion index in a cluster), the volume
 paths (under a local work directory) and, so that N "nodes" do not oversubscribe one
-machine, the OMP threads (and Ray CPUs) per process.
+machine, the OMP threads (and Ray CPUs) per process. s3:// checkpoints and outputs
+stay where the job says: the workers reach the store with spec.storage's settings, unless
+this shell sets its own (AWS_ENDPOINT_URL, ...), and with the shell's access keys.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TextIO
 
 import yaml
 
+from kubeforge import podspec, storage
 from kubeforge.api.trainingjob import KIND, TrainingJob
 from kubeforge.contract import LaunchEnv, threads_per_process
 from kubeforge.localhost import free_port, usable_cores
@@ -79,15 +82,17 @@ def local_launch_envs(job: TrainingJob, workdir: Path, port: int, cores: int, ou
     procs = base.nnodes * base.nproc_per_node
     threads = threads_per_process(cores, procs)
     model_dir = Path(output).resolve() if output else workdir / "model"
+    remote_output = not output and storage.is_object_uri(base.output_uri)
     shared = dataclasses.replace(
         base,
         master_addr="127.0.0.1",
         master_port=port,
         omp_num_threads=min(base.omp_num_threads or threads, threads),
         deepspeed_config=str(workdir / "ds_config.json") if base.deepspeed_config else "",
-        checkpoint_dir=str(workdir / "checkpoints") if base.checkpoint_dir else "",
+        checkpoint_dir=local_checkpoint_dir(base.checkpoint_dir, workdir),
         output_dir=str(model_dir) if base.output_dir or output else "",
-        output_uri=f"file://{model_dir}" if base.output_dir or output else "",
+        output_uri=base.output_uri if remote_output else f"file://{model_dir}" if base.output_dir or output else "",
+        staging_dir=str(workdir / "staging") if base.staging_dir else "",
         progress_file=str(workdir / "progress.jsonl"),
     )
     envs = [dataclasses.replace(shared, node_rank=rank, termination_log=str(workdir / f"termination-{rank}.json"))
@@ -120,6 +125,18 @@ def describe(first: LaunchEnv) -> str:
             f"{first.omp_num_threads} thread(s) each")
 
 
+def local_checkpoint_dir(checkpoint_dir: str, workdir: Path) -> str:
+    """An s3:// checkpoint stays in the store (a resumed local run finds it there); a volume becomes a local directory."""
+    if not checkpoint_dir or storage.is_object_uri(checkpoint_dir):
+        return checkpoint_dir
+    return str(workdir / "checkpoints")
+
+
+def storage_env(job: TrainingJob) -> dict[str, str]:
+    """spec.storage's endpoint, region and TLS settings; the keys come from this shell, never from the cluster's Secret."""
+    return {e["name"]: e["value"] for e in podspec.object_storage_env(job.spec.storage) if "value" in e}
+
+
 def worker_command(job: TrainingJob) -> list[str]:
     """kubeforge-train with the pod's arguments (the user's command after --, as the pod builder passes it)."""
     return [sys.executable, "-m", TRAINER_MODULE, *trainer_args(job.spec)]
@@ -142,11 +159,16 @@ def user_env(job: TrainingJob) -> dict[str, str]:
     return {e["name"]: str(e["value"]) for e in job.spec.env if "name" in e and "value" in e}
 
 
-def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path, extra: dict[str, str] | None = None) -> list[subprocess.Popen]:
-    """One node agent per env; `extra` (the job's own env) under the contract's, whose local values make the run work."""
+def start_workers(envs: list[LaunchEnv], command: list[str], workdir: Path, extra: dict[str, str] | None = None,
+                  defaults: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """One node agent per env; `extra` (the job's own env) under the contract's, whose local values make the run work.
+
+    `defaults` (spec.storage's settings) sit under this shell's env: its own AWS_* win, as with any AWS tool run here.
+    """
     procs = []
     for launch in envs:
-        env = {**os.environ, **(extra or {}), **launch.to_env(), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        env = {**(defaults or {}), **os.environ, **(extra or {}), **launch.to_env(),
+               "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         log = open(workdir / f"node-{launch.node_rank}.log", "w")
         procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     return procs
@@ -183,7 +205,7 @@ def run_local(path: str, over: Overrides, workdir: Path | None = None, out: Text
     envs = local_launch_envs(job, workdir, free_port(), usable_cores(), over.output)
     print(f"kubeforge: running TrainingJob {job.name} locally: {describe(envs[0])}; logs in {workdir}", file=out, flush=True)
     started = time.monotonic()
-    procs = start_workers(envs, worker_command(job), workdir, user_env(job))
+    procs = start_workers(envs, worker_command(job), workdir, user_env(job), storage_env(job))
     try:
         results = wait_for_workers(procs, ProgressPrinter(workdir / "progress.jsonl", out))
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""Pure pieces every kubeforge pod shares: restricted security, GPU resources, node pools, PVC mounts, labels."""
+"""Pure pieces every kubeforge pod shares: restricted security, GPU resources, node pools, PVC mounts, object-store access, labels."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import copy
 from typing import Any
 
 from kubeforge import storage
-from kubeforge.api.common import NodePool, Resources
+from kubeforge.api.common import NodePool, ObjectStorage, Resources
 
 # Non-root UID/GID of our images (docker/); the restricted Pod Security profile needs runAsNonRoot.
 RUN_AS_USER = 10001
+STAGING_VOLUME = "staging"
+CA_BUNDLE_VOLUME = "s3-ca-bundle"
+CA_BUNDLE_DIR = "/etc/kubeforge/s3-ca"
 
 
 def pod_security_context() -> dict[str, Any]:
@@ -72,6 +75,43 @@ def pvc_volume(location: storage.Location, read_only: bool) -> tuple[dict[str, A
     volume = {"name": location.volume_name, "persistentVolumeClaim": {"claimName": location.claim, "readOnly": read_only}}
     mount = {"name": location.volume_name, "mountPath": f"{storage.PVC_MOUNT_ROOT}/{location.claim}", "readOnly": read_only}
     return volume, mount
+
+
+def object_storage_env(store: ObjectStorage | None) -> list[dict[str, Any]]:
+    """spec.storage as the env kubeforge_workloads.objectstore reads; the keys come through secretKeyRef.
+
+    The kubelet resolves secretKeyRef when it starts the container: the operator never reads
+    the Secret and needs no RBAC on Secrets. No credentials: the SDK's own chain (web identity
+    token of the pod's ServiceAccount, the node's role) applies.
+    """
+    if store is None:
+        return []
+    literal = {
+        storage.ENDPOINT_ENV: store.endpoint,
+        storage.REGION_ENV: store.region,
+        storage.PATH_STYLE_ENV: None if store.path_style is None else str(store.path_style).lower(),
+        storage.INSECURE_SKIP_VERIFY_ENV: "true" if store.tls and store.tls.insecure_skip_verify else None,
+        storage.CA_FILE_ENV: f"{CA_BUNDLE_DIR}/ca.crt" if store.tls and store.tls.ca_bundle else None,
+    }
+    env = [{"name": k, "value": v} for k, v in literal.items() if v is not None]
+    creds = store.credentials
+    if creds:
+        keys = ((storage.ACCESS_KEY_ID_ENV, creds.access_key_id_key), (storage.SECRET_ACCESS_KEY_ENV, creds.secret_access_key_key),
+                (storage.SESSION_TOKEN_ENV, creds.session_token_key))
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": creds.secret_name, "key": key}}} for name, key in keys if key]
+    return env
+
+
+def object_storage_volumes(store: ObjectStorage | None, staging_read_only: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The staging emptyDir (storage.STAGING_ROOT) and, when spec.storage names one, the CA bundle."""
+    volumes = [{"name": STAGING_VOLUME, "emptyDir": {}}]
+    mounts = [{"name": STAGING_VOLUME, "mountPath": storage.STAGING_ROOT, "readOnly": staging_read_only}]
+    bundle = store.tls.ca_bundle if store and store.tls else None
+    if bundle:
+        items = [{"key": bundle.key, "path": "ca.crt"}]
+        volumes.append({"name": CA_BUNDLE_VOLUME, "configMap": {"name": bundle.name, "items": items}})
+        mounts.append({"name": CA_BUNDLE_VOLUME, "mountPath": CA_BUNDLE_DIR, "readOnly": True})
+    return volumes, mounts
 
 
 def shm_volume(size_limit: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

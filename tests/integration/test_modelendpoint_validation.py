@@ -28,7 +28,7 @@ def dry_run(cluster, spec: dict) -> str:
     [
         ({"model": {"uri": "/m", "trainingJobRef": {"name": "t"}}}, "spec.model: set exactly one of uri or trainingJobRef"),
         ({"model": {"format": "onnx"}}, "spec.model: set exactly one of uri or trainingJobRef"),
-        ({"model": {"uri": "s3://bucket/model"}}, "s3:// and other object stores are not supported yet"),
+        ({"model": {"uri": "gs://bucket/model"}}, "other object stores: through their S3 API"),
         ({"model": {"uri": "/m"}, "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
          "spec.autoscaling.minReplicas: Invalid value"),
         ({"model": {"uri": "/m"}, "runtime": "tensorrt"}, "spec.runtime tensorrt needs spec.resources.gpus > 0"),

@@ -90,7 +90,7 @@ def test_a_failure_while_the_operator_is_down_counts_exactly_one_restart(kit, op
         ({"command": ["python", "train.py"]}, "spec.recipe"),
         ({"nodes": 5, "elastic": {"minNodes": 1, "maxNodes": 4}}, "spec.nodes"),
         ({"launcher": "mpi"}, "spec.launcher"),
-        ({"output": {"uri": "s3://bucket/model"}}, "spec.output.uri"),
+        ({"output": {"uri": "gs://bucket/model"}}, "spec.output.uri"),
     ],
 )
 def test_invalid_yaml_is_refused_by_the_api_server_naming_the_field(kit, spec, field):

@@ -63,10 +63,15 @@ def test_a_rerun_keeps_serving_the_previous_model_until_the_new_one_lands():
     assert r.uri == "pvc://models/train/v2"
 
 
-def test_a_job_reporting_an_object_store_uri_is_refused_clearly():
+def test_a_job_reporting_an_s3_uri_is_served_from_the_store():
     r = resolve_model(JOB_REF, job("Succeeded", "s3://bucket/model"), None)
+    assert (r.uri, r.reason) == ("s3://bucket/model", Reason.RESOLVED)
+
+
+def test_a_job_reporting_an_unsupported_object_store_uri_is_refused_clearly():
+    r = resolve_model(JOB_REF, job("Succeeded", "gs://bucket/model"), None)
     assert (r.reason, r.failed) == (Reason.INVALID_MODEL_URI, True)
-    assert "s3:// is not supported yet" in r.message
+    assert "gs:// is not supported yet" in r.message
 
 
 def test_a_job_failed_by_the_trainingjob_state_machine_explains_itself_to_the_endpoint():

@@ -37,9 +37,10 @@ def test_a_bad_value_is_refused_naming_the_field():
         MakeTrainingJob().nodes(0).model()
 
 
-def test_an_s3_output_is_refused():
+def test_an_s3_output_is_accepted_and_a_gcs_one_refused():
+    assert MakeTrainingJob().output("s3://bucket/model").model().spec.output.uri == "s3://bucket/model"
     with pytest.raises(ValidationError, match="uri"):
-        MakeTrainingJob().output("s3://bucket/model").model()
+        MakeTrainingJob().output("gs://bucket/model").model()
 
 
 def test_the_crd_is_named_and_short_named_tj():

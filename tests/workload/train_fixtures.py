@@ -51,6 +51,8 @@ class Group:
     nproc_per_node: int = 1
     elastic: tuple[int, int] | None = None  # (min nodes, max nodes) for an elastic torchrun group
     env: dict = field(default_factory=dict)  # extra env for every node (the job's spec.env)
+    checkpoint_uri: str = ""  # s3://... : checkpoints in the object store instead of workdir/checkpoints
+    model_uri: str = ""  # s3://... : the export is uploaded there
     procs: list = field(default_factory=list)
     ray_ports: tuple[int, ...] = ()  # launcher ray: GCS, client, then one raylet port per node
 
@@ -77,8 +79,9 @@ class Group:
             nproc_per_node=self.nproc_per_node, node_rank=rank, attempt=self.attempt, launcher=self.launcher, omp_num_threads=1,
             min_nodes=self.elastic[0] if self.elastic else None, max_nodes=self.elastic[1] if self.elastic else None,
             recipe=self.recipe, zero_stage=self.zero_stage if self.launcher == "deepspeed" else None,
-            checkpoint_dir=str(self.workdir / "checkpoints"), checkpoint_every_steps=self.checkpoint_every,
-            output_dir=str(self.output_dir), output_uri=f"file://{self.output_dir}",
+            checkpoint_dir=self.checkpoint_uri or str(self.workdir / "checkpoints"), checkpoint_every_steps=self.checkpoint_every,
+            output_dir=str(self.output_dir), output_uri=self.model_uri or f"file://{self.output_dir}",
+            staging_dir=str(self.workdir / "staging") if self.checkpoint_uri or self.model_uri else "",
             termination_log=str(self.termination_log(rank)), progress_file=str(self.progress_file),
         )
 

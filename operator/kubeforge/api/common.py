@@ -74,3 +74,48 @@ def conditions_field(description: str) -> Any:
         description=description,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+
+
+# An object-store endpoint: http(s)://host[:port][/path], no query.
+ENDPOINT_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+class StorageCredentials(ApiModel):
+    """A Secret in the same namespace holding an access key pair. Pods read it through secretKeyRef; the operator never does."""
+
+    secret_name: str = Field(..., max_length=253, pattern=SECRET_NAME_PATTERN, description="Name of the Secret.")
+    access_key_id_key: str = Field("AWS_ACCESS_KEY_ID", min_length=1, description="Key of the access key ID in the Secret.")
+    secret_access_key_key: str = Field("AWS_SECRET_ACCESS_KEY", min_length=1, description="Key of the secret access key in the Secret.")
+    session_token_key: str | None = Field(None, min_length=1, description="Key of a session token in the Secret, for temporary credentials.")
+
+
+class CABundleRef(ApiModel):
+    """A ConfigMap key holding PEM certificates."""
+
+    name: str = Field(..., max_length=253, pattern=SECRET_NAME_PATTERN, description="ConfigMap in the same namespace.")
+    key: str = Field("ca.crt", min_length=1, description="Key holding the PEM certificates.")
+
+
+class StorageTLS(ApiModel):
+    """TLS towards the object store (https endpoints)."""
+
+    insecure_skip_verify: bool = Field(False, description="Accept any certificate. For tests only: anyone on the path can read the model.")
+    ca_bundle: CABundleRef | None = Field(None, description="Extra CA certificates (PEM) to trust, e.g. a private CA fronting MinIO or Ceph.")
+
+
+class ObjectStorage(ApiModel):
+    """How pods reach the store behind s3:// URIs. Unset: AWS S3 with the pod's own identity (IRSA, EKS Pod Identity)."""
+
+    endpoint: str | None = Field(
+        None, max_length=2048, pattern=ENDPOINT_PATTERN,
+        description="URL of an S3-compatible store (MinIO, Ceph RGW, SeaweedFS, GCS at https://storage.googleapis.com); unset: AWS S3.",
+    )
+    region: str | None = Field(None, min_length=1, max_length=64, description="Region to sign requests for; AWS default us-east-1.")
+    path_style: bool | None = Field(
+        None, description="Address buckets as endpoint/bucket (true) or bucket.endpoint (false); unset: path style with an endpoint, virtual hosts on AWS."
+    )
+    tls: StorageTLS | None = None
+    credentials: StorageCredentials | None = Field(
+        None, description="Access keys from a Secret; unset: the pod's ServiceAccount identity (workload identity) or the node's role."
+    )

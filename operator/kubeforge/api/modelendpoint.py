@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
-from kubeforge.api.common import Condition, NodePool, Resources, conditions_field
+from kubeforge.api.common import Condition, NodePool, ObjectStorage, Resources, conditions_field
 from kubeforge.api.objectname import DNS_LABEL_MAX, name_rules
 
 KIND = "ModelEndpoint"
@@ -17,9 +17,10 @@ PLURAL = "modelendpoints"
 Runtime = Literal["auto", "tensorrt", "onnxruntime", "torch"]
 Protocol = Literal["http", "grpc"]
 
-# s3:// and friends are reserved: refused by the API server until kubeforge can fetch from them.
+# gs://, az:// and others are refused by the API server until kubeforge can fetch from them
+# (GCS works today through its S3 API: s3:// with spec.storage.endpoint).
 _URI_RULE = (
-    "self.startsWith('pvc://') || self.startsWith('file:///') || self.startsWith('/')"
+    "self.startsWith('pvc://') || self.startsWith('s3://') || self.startsWith('file:///') || self.startsWith('/')"
 )
 
 
@@ -47,13 +48,16 @@ class ModelSource(ApiModel):
         None,
         min_length=1,
         max_length=4096,
-        description="pvc://claim/path or an absolute path in the image; s3:// is reserved and refused until supported.",
+        description=(
+            "pvc://claim/path, s3://bucket/prefix (downloaded into the pod and checked against its files manifest "
+            "before the server starts; see spec.storage) or an absolute path in the image."
+        ),
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     _URI_RULE,
-                    "spec.model.uri must be pvc://claim/path, file:///path or an absolute path "
-                    "(s3:// and other object stores are not supported yet)",
+                    "spec.model.uri must be pvc://claim/path, s3://bucket/prefix, file:///path or an absolute path "
+                    "(other object stores: through their S3 API)",
                 )
             ]
         },
@@ -180,6 +184,9 @@ class ModelEndpointSpec(ApiModel):
     )
 
     model: ModelSource
+    storage: ObjectStorage | None = Field(
+        None, description="The object store behind an s3:// model; unset with trainingJobRef: the TrainingJob's spec.storage."
+    )
     runtime: Runtime = Field(
         "auto",
         description="auto: tensorrt when the pods get GPUs, onnxruntime otherwise (torch for format huggingface).",
@@ -270,6 +277,9 @@ class ModelEndpointReason(StrEnum):
     """The URI (given, or reported by the TrainingJob) is one kubeforge cannot serve."""
     MODEL_CLAIM_NOT_FOUND = "ModelClaimNotFound"
     """The model's pvc:// claim does not exist in the endpoint's namespace: nothing could mount it."""
+    DOWNLOAD_FAILED = "DownloadFailed"
+    """A server pod's model-fetch step failed: a missing object or manifest, refused credentials, a digest mismatch,
+    an unreachable endpoint; the message names the object and the error."""
     # Ready / Progressing reasons.
     ALL_REPLICAS_READY = "AllReplicasReady"
     """Every desired replica runs the current pod template and is Ready."""
@@ -319,6 +329,9 @@ class ModelEndpointStatus(ApiModel):
     revisions: list[dict[str, Any]] | None = Field(None, json_schema_extra=preserve_unknown(
         "Every model served, newest first (at most 10): revision, uri, digest, trainingJob, attempt,"
         " metrics, servedAt, stoppedAt, stoppedReason."))
+    model_digest: str | None = Field(
+        None, description="sha256 of the files manifest of the model the Ready pods downloaded (s3:// models)."
+    )
 
 
 PRINTER_COLUMNS = (

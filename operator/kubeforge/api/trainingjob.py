@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kubeforge.api.base import ApiModel, ResourceDefinition, cel, preserve_unknown
-from kubeforge.api.common import QUANTITY_PATTERN, Condition, NodePool, Resources, conditions_field
+from kubeforge.api.common import QUANTITY_PATTERN, Condition, NodePool, ObjectStorage, Resources, conditions_field
 from kubeforge.api.objectname import DNS_LABEL_MAX, name_rules
 
 KIND = "TrainingJob"
@@ -27,8 +27,8 @@ DEFAULT_PERMANENT_EXIT_CODES = (1, 2, 126, 127, 128, 139)
 DEFAULT_RETRYABLE_EXIT_CODES = (130, 137, 143)
 DEEPSPEED_CONFIG_KEY = "ds_config.json"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# pvc://claim[/path], file:///path or an absolute path (kubeforge.storage maps them).
-STORAGE_URI = r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?|file:///.*|/.*)$"
+# pvc://claim[/path], s3://bucket[/prefix], file:///path or an absolute path (kubeforge.storage maps them).
+STORAGE_URI = r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?|s3://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?|file:///.*|/.*)$"
 
 
 class Dataset(ApiModel):
@@ -109,13 +109,17 @@ class Elastic(ApiModel):
 
 
 class Checkpoint(ApiModel):
-    """Where workers save and resume from: a PVC (pvc://claim[/dir] or a claim name) and a path inside it."""
+    """Where workers save and resume from: a PVC or an object store (s3://), and a path inside it.
+
+    With s3:// every node uploads its own shards and no shared volume is needed; a checkpoint
+    counts once its manifest (sizes, sha256) is written, after every shard.
+    """
 
     volume: str | None = Field(
-        None, pattern=r"^(pvc://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?$",
-        description="pvc://claim[/dir] or a claim name; unset: path is a path in the pod.",
+        None, pattern=r"^((pvc://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?|s3://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?)$",
+        description="pvc://claim[/dir], a claim name, or s3://bucket[/prefix] (see spec.storage); unset: path is a path in the pod.",
     )
-    path: str | None = Field(None, description="Directory under the volume (default: the job's name), or an absolute path.")
+    path: str | None = Field(None, description="Directory (or key prefix) under the volume (default: the job's name), or an absolute path.")
     every_steps: int | None = Field(None, ge=1, description="Save every N optimizer steps (the trainer's default when unset).")
 
 
@@ -123,7 +127,10 @@ class Output(ApiModel):
     """Where rank 0 exports the final model (Hugging Face files and ONNX); it becomes status.result.modelUri,
     which a ModelEndpoint's model.trainingJobRef serves."""
 
-    uri: str = Field(..., pattern=STORAGE_URI, description="Where the final model goes: pvc://claim/path or an absolute path.")
+    uri: str = Field(
+        ..., pattern=STORAGE_URI,
+        description="Where the final model goes: pvc://claim/path, s3://bucket/prefix (uploaded with a files manifest) or an absolute path.",
+    )
 
 
 class RunPolicy(ApiModel):
@@ -219,6 +226,7 @@ class TrainingJobSpec(ApiModel):
     )
     checkpoint: Checkpoint | None = None
     output: Output | None = None
+    storage: ObjectStorage | None = Field(None, description="The object store behind s3:// checkpoint and output URIs.")
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     scheduling: Scheduling | None = None
     pod_template: PodTemplate | None = None

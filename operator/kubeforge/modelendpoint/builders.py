@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeforge import podspec, servecontract as sc, storage
+from kubeforge.api.common import ObjectStorage
 from kubeforge.api.modelendpoint import ModelEndpointSpec
+from kubeforge.modelendpoint.download import add_download_step
 
 LABEL = "kubeforge.io/modelendpoint"
 CONTAINER = "server"
@@ -47,6 +49,9 @@ class Endpoint:
     # Autoscaled and about to be created: start at minReplicas (see handover.py), not the default of 1.
     initial_replicas: int | None = None
     model_revision: str | None = None  # the server's X-Kubeforge-Model header (modelendpoint.revisions.model_header)
+    # s3:// models: the store (spec.storage, else the referenced TrainingJob's) and the digest to insist on.
+    storage: ObjectStorage | None = None
+    model_digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -164,6 +169,8 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
         **podspec.placement(ep.spec.node_pool, ep.spec.resources.gpus, ep.gpu_resource),
     }
     pod["volumes"] = volumes
+    if location.is_object_store:
+        add_download_step(pod, container, ep.image, location, ep.storage or ep.spec.storage, ep.spec.resources, ep.model_digest)
     annotations = {**scrape_annotations(), **ep.spec.pod_annotations}
     return {"metadata": {"labels": labels(ep.name), "annotations": annotations}, "spec": pod}
 

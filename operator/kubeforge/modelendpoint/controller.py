@@ -40,6 +40,8 @@ CHILD_KINDS = (
     ("", "v1", "services"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
+    # Server pods: an s3:// model's download step reports through them (modelendpoint/download.py).
+    ("", "v1", "pods"),
 )
 
 
@@ -86,7 +88,7 @@ def _refused(client: KubeClient, gate: RefusalGate, obs: Observed, refusal: Refu
 
 
 def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
-    """The endpoint, the TrainingJob it references and its Deployment; None when it is gone or going."""
+    """The endpoint, the TrainingJob it references, its Deployment (and server pods for s3://); None when it is gone or going."""
     endpoint = client.get(API_VERSION, KIND, namespace, name)
     if endpoint is None or endpoint["metadata"].get("deletionTimestamp"):
         return None
@@ -101,7 +103,10 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     if claim:  # ModelResolved claims only a model the pods can mount
         missing = kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", namespace, claim) is None, False)
         obs = dataclasses.replace(obs, model_claim_missing=missing)
-    return dataclasses.replace(obs, **_held_back_pods(client, obs))
+    obs = dataclasses.replace(obs, **_held_back_pods(client, obs))
+    if obs.downloads_model and not obs.pods:  # Ready pods tell which model digest they downloaded
+        obs = dataclasses.replace(obs, pods=tuple(client.list_("v1", "Pod", namespace, builders.selector_string(name))))
+    return obs
 
 
 def _held_back_pods(client: KubeClient, obs: Observed) -> dict[str, Any]:

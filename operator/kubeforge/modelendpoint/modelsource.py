@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubeforge import conditions, storage
@@ -10,7 +10,7 @@ from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
 from kubeforge.api.modelendpoint import ModelSource
 from kubeforge.api.trainingjob import TrainingJobConditionType, TrainingJobPhase
 
-FAILURES = frozenset({Reason.TRAINING_JOB_FAILED, Reason.INVALID_MODEL_URI})
+FAILURES = frozenset({Reason.TRAINING_JOB_FAILED, Reason.INVALID_MODEL_URI, Reason.DOWNLOAD_FAILED})
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class ModelResolution:
     uri: str | None
     reason: str
     message: str
+    digest: str | None = None  # the files-manifest digest the TrainingJob reported (s3:// exports)
 
     @property
     def resolved(self) -> bool:
@@ -41,7 +42,8 @@ def resolve_model(source: ModelSource, training_job: dict[str, Any] | None, prev
     phase = status.get("phase") or TrainingJobPhase.PENDING
     model_uri = (status.get("result") or {}).get("modelUri")
     if phase == TrainingJobPhase.SUCCEEDED and model_uri:
-        return _checked(model_uri, f"serving the model TrainingJob {name} exported: {model_uri}")
+        resolution = _checked(model_uri, f"serving the model TrainingJob {name} exported: {model_uri}")
+        return replace(resolution, digest=(status.get("result") or {}).get("modelDigest"))
     if phase == TrainingJobPhase.FAILED:
         message = f"TrainingJob {name} failed: {_failure_message(status)}"
         if previous_uri:  # the Deployment keeps the model it had; status keeps saying which
@@ -67,6 +69,13 @@ def require_claim(resolution: ModelResolution, claim_exists: bool) -> ModelResol
         return resolution
     message = f'persistentvolumeclaim "{claim}" not found: {resolution.uri} cannot be mounted'
     return ModelResolution(None, Reason.MODEL_CLAIM_NOT_FOUND, message)
+
+
+def with_download_failure(resolution: ModelResolution, failure: str | None) -> ModelResolution:
+    """A server pod could not fetch the model (see modelendpoint.download): ModelResolved turns False, reason DownloadFailed."""
+    if not failure or resolution.uri is None:
+        return resolution
+    return ModelResolution(resolution.uri, Reason.DOWNLOAD_FAILED, f"cannot download {resolution.uri}: {failure}", resolution.digest)
 
 
 def _checked(uri: str, message: str) -> ModelResolution:

@@ -13,12 +13,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeforge import conditions, podreasons
-from kubeforge.api.common import EventType
+from kubeforge import conditions, podreasons, storage
+from kubeforge.api.common import EventType, ObjectStorage
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, handover, modelsource, revisions
+from kubeforge.modelendpoint import builders, download, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
-from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model
+from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model, with_download_failure
 from kubeforge.modelendpoint.runtime import resolve_runtime
 from kubeforge.settings import Settings
 
@@ -69,6 +69,19 @@ class Observed:
         blocker = podreasons.first_blocker(self.pods, gpu_resource)
         return podreasons.with_probe_message(blocker, self.probe_events) if blocker else None
 
+    @property
+    def downloads_model(self) -> bool:
+        """The model comes (or came) from an object store, so the pods' download step has something to say."""
+        result = ((self.training_job or {}).get("status") or {}).get("result") or {}
+        candidates = (self.spec.model.uri, result.get("modelUri"), self.previous.get("modelUri"))
+        return any(uri and storage.is_object_uri(uri) for uri in candidates)
+
+    @property
+    def storage(self) -> ObjectStorage | None:
+        """spec.storage, else the referenced TrainingJob's: where its s3:// export lives."""
+        raw = ((self.training_job or {}).get("spec") or {}).get("storage")
+        return self.spec.storage or (ObjectStorage.model_validate(raw) if raw else None)
+
     def with_deployment(self, deployment: dict[str, Any]) -> "Observed":
         return dataclasses.replace(self, deployment=deployment)
 
@@ -110,18 +123,20 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
         claim = handover.claim(obs.deployment)
     image = obs.spec.image or config.server_image
     ep = builders.Endpoint(obs.endpoint, obs.spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource, initial,
-                           model_revision=obs.rollout.header)
+                           model_revision=obs.rollout.header, storage=obs.storage, model_digest=resolution.digest)
     children = builders.build_children(ep)
     return ChildPlan(children.apply, children.absent if revisit else [], claim, initial is not None)
 
 
 def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
     desired = endpoint_status.desired_replicas(obs.spec, obs.deployment)
+    # A server pod that cannot fetch the model turns ModelResolved False (DownloadFailed); Ready pods tell the digest.
+    report = download.download_report(list(obs.pods)) if obs.downloads_model else download.DownloadReport()
     status, recheck = endpoint_status.build_status(
         name=obs.name,
         namespace=obs.namespace,
         generation=obs.generation,
-        resolution=obs.resolution,
+        resolution=with_download_failure(obs.resolution, report.failure),
         runtime=resolve_runtime(obs.spec),
         rollout=endpoint_status.observe_rollout(obs.deployment, desired),
         previous=obs.previous,
@@ -129,6 +144,7 @@ def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
         degraded_after=config.endpoint_degraded_after_seconds,
         blocker=obs.blocker(config.gpu_resource),
         start_deadline=float(obs.spec.start_deadline_seconds or config.endpoint_start_deadline_seconds),
+        model_digest=report.digest,
     )
     status = revisions.with_revisions(status, obs.rollout, obs.previous, obs.generation, now)
     requeue = min(recheck, config.resync_seconds) if recheck is not None else config.resync_seconds

@@ -146,6 +146,7 @@ def build_status(
     degraded_after: float,
     blocker: podreasons.Blocker | None = None,
     start_deadline: float = 300.0,
+    model_digest: str | None = None,
 ) -> tuple[dict[str, Any], float | None]:
     """The full status to write, and seconds until it should be recomputed without an event (or None)."""
     waited = seconds_not_ready(previous, now)
@@ -173,6 +174,8 @@ def build_status(
     reason = short_reason(verdict, resolution, blocker)
     if reason:
         status["reason"] = reason
+    if model_digest:
+        status["modelDigest"] = model_digest
     return status, verdict.recheck_after
 
 

@@ -39,12 +39,20 @@ def launch_env(job: TrainingJob, attempt: int = 1) -> LaunchEnv:
         recipe=spec.recipe.to_wire() if spec.recipe else {},
         deepspeed_config=deepspeed_config_path(spec),
         zero_stage=(spec.deepspeed.zero_stage if spec.deepspeed else 2) if spec.launcher == "deepspeed" else None,
-        checkpoint_dir=checkpoint.local_path if checkpoint else "",
+        # An s3:// checkpoint stays a URI: each node stages its shards locally and uploads them.
+        checkpoint_dir=(checkpoint.uri if checkpoint.is_object_store else checkpoint.local_path) if checkpoint else "",
         checkpoint_every_steps=spec.checkpoint.every_steps if spec.checkpoint else None,
         output_dir=output.local_path if output else "",
         output_uri=spec.output.uri if spec.output else "",
         ray=ray_env(spec) if spec.launcher == "ray" else None,
+        staging_dir=storage.STAGING_ROOT if uses_object_store(spec, job.name) else "",
     )
+
+
+def uses_object_store(spec: TrainingJobSpec, name: str) -> bool:
+    """Whether the checkpoint or the output is an s3:// location (the pods then get the store's env and a staging dir)."""
+    locations = [checkpoint_location(spec, name), storage.parse_uri(spec.output.uri) if spec.output else None]
+    return any(loc is not None and loc.is_object_store for loc in locations)
 
 
 def ray_env(spec: TrainingJobSpec) -> RayEnv:

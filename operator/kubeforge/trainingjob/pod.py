@@ -13,7 +13,7 @@ from kubeforge import contract, podspec, storage
 from kubeforge.api.trainingjob import TrainingJob, TrainingJobSpec
 from kubeforge.settings import Settings
 from kubeforge.trainingjob import names
-from kubeforge.trainingjob.env import checkpoint_location, launch_env, object_store_bytes
+from kubeforge.trainingjob.env import checkpoint_location, launch_env, object_store_bytes, uses_object_store
 
 TRAIN_BINARY = "kubeforge-train"
 # Our trainer image (docker/trainer.Dockerfile) writes only to its volumes, temp files and caches
@@ -104,8 +104,10 @@ def ray_readiness_probe() -> dict[str, Any]:
 
 
 def worker_env(job: TrainingJob, attempt: int) -> list[dict[str, Any]]:
-    """The contract's literal env, plus what only the pod knows: its rank, name and namespace."""
+    """The contract's literal env, the object store's (keys through secretKeyRef), and what only the pod knows: rank, name, namespace."""
     literal = [{"name": k, "value": v} for k, v in launch_env(job, attempt).to_env().items()]
+    if uses_object_store(job.spec, job.name):
+        literal += podspec.object_storage_env(job.spec.storage)
     from_pod = [
         (contract.NODE_RANK, contract.COMPLETION_INDEX_FIELD),
         (contract.POD_NAME, "metadata.name"),
@@ -133,7 +135,7 @@ def deepspeed_config_json(job: TrainingJob) -> str | None:
 
 def _volumes(job: TrainingJob, read_only: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """/dev/shm, the DeepSpeed config, one PVC per claim the checkpoint and output use; with a read-only
-    root, emptyDirs for /tmp, HOME and a checkpoint or output path that is not on a PVC."""
+    root, emptyDirs for /tmp, HOME and a checkpoint or output path that is not on a PVC; the staging dir for s3://."""
     spec = job.spec
     # Ray's object store lives in /dev/shm: give it room for all of it (a memory-backed emptyDir
     # counts against the container's memory limit, which the object store default is a share of).
@@ -153,6 +155,10 @@ def _volumes(job: TrainingJob, read_only: bool) -> tuple[list[dict[str, Any]], l
             claims_seen.add(location.claim)
             volumes.append(pvc[0])
             mounts.append(pvc[1])
+    if uses_object_store(spec, job.name):
+        staged = podspec.object_storage_volumes(spec.storage)
+        volumes += staged[0]
+        mounts += staged[1]
     if read_only:
         scratch = list(SCRATCH_DIRS) + [(f"scratch-{i}", loc.local_path) for i, loc in enumerate(locations)
                                         if loc and not loc.claim and loc.local_path]
