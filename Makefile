@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
-        test test-unit test-integration test-workload demo bench bench-train bench-serve \
+        test test-unit test-integration test-workload demo bench bench-train bench-serve bench-s3 seaweedfs s3-up s3-down \
         images kind-up kind-e2e kind-down clean
 
 help:  ## list the targets
@@ -23,6 +23,15 @@ binaries:  ## build the pinned Kubernetes, etcd, kwok binaries from Go modules (
 
 helm:  ## build the pinned helm binary from its Go module (cached)
 	@hack/build-binaries.sh helm
+
+seaweedfs:  ## build the pinned SeaweedFS (S3-compatible store) from its Go module (cached)
+	@hack/build-binaries.sh seaweedfs
+
+s3-up:  ## start the local S3 store (SeaweedFS on 127.0.0.1) and print its env
+	@hack/s3.sh up
+
+s3-down:  ## stop the local S3 store and delete its data
+	@hack/s3.sh down
 
 cluster-up: binaries  ## start the local kwok cluster with GPU node pools (real control plane)
 	@hack/cluster.sh up
@@ -45,7 +54,7 @@ crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
 crds-check: venv  ## fail when crds/ drifted from the API models
 	@$(PY) -m kubeforge.crds --check
 
-test: venv binaries helm  ## all tests: unit, integration (local cluster), workload, e2e
+test: venv binaries helm seaweedfs  ## all tests: unit, integration (local cluster), workload, e2e
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests
 
 test-unit: venv helm  ## fast unit tests only (helm renders the chart)
@@ -54,19 +63,22 @@ test-unit: venv helm  ## fast unit tests only (helm renders the chart)
 test-integration: venv binaries  ## operator against the local cluster
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests/integration
 
-test-workload: venv  ## trainer and server as real processes
+test-workload: venv seaweedfs  ## trainer and server as real processes
 	@$(PYTEST) tests/workload
 
 demo: venv binaries  ## cluster, operator, sample CRs, then a real local training run and prediction
 	@hack/demo.sh
 
-bench: bench-train bench-serve  ## all benchmarks (ratios + PNG plots in bench/results/)
+bench: bench-train bench-serve bench-s3  ## all benchmarks (ratios + PNG plots in bench/results/)
 
 bench-train: venv  ## DeepSpeed recipe vs Hugging Face Trainer, samples/s ratio
 	@$(PY) bench/train_bench.py
 
 bench-serve: venv  ## kubeforge-serve vs KServe, Ray Serve, BentoML (their venvs made on first run), gRPC, overhead
 	@$(PY) bench/serve_bench.py
+
+bench-s3: venv seaweedfs  ## checkpoints and model download: S3 (local SeaweedFS) vs a local volume
+	@eval "$$(hack/s3.sh up)" && $(PY) bench/s3_bench.py
 
 images:  ## build the operator, trainer and server images (root: starts its own dockerd; Debian-made bases)
 	@hack/images.sh

