@@ -64,6 +64,9 @@ TERMINATION_MESSAGE_LIMIT = 4096
 # closed gloo/NCCL connection): the group must be restarted, the job is not broken.
 # From 129 up, so the default exit-code policy counts it as retryable.
 PEER_LOST_EXIT_CODE = 200
+# The object store stayed unreachable (or kept failing) through the trainer's retries: another
+# attempt later may get through, so retryable too. Refused keys or a missing bucket exit 1.
+STORE_UNAVAILABLE_EXIT_CODE = 201
 # Where rank 0 reports progress: one key of a per-job ConfigMap that only this job's
 # ServiceAccount may patch (a Role with resourceNames), read by the operator. Not the pod
 # itself: write access to pods would let user code relabel or re-image its neighbours.

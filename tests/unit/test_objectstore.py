@@ -78,3 +78,10 @@ def test_a_local_checkpoint_manifest_carries_digests_and_older_size_only_manifes
     assert "sha256" in __import__("json").loads((directory / checkpoint.MANIFEST).read_text())["files"]["model.pt"]
     (directory / checkpoint.MANIFEST).write_text('{"state": {"step": 5}, "files": {"model.pt": 10}}')
     assert checkpoint.newest_complete(tmp_path)[1] == {"step": 5}
+
+
+@pytest.mark.parametrize("reason, code", [(obs.UNREACHABLE, 201), (obs.FAILED, 201), (obs.ACCESS_DENIED, 1), (obs.MISSING_OBJECT, 1)])
+def test_a_store_that_may_come_back_exits_retryable_and_refused_keys_fail_the_job(reason, code):
+    from kubeforge_workloads.train.failures import exit_code_for
+
+    assert exit_code_for(obs.ObjectStoreError(reason, "s3://b/k", "x")) == code

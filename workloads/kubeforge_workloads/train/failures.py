@@ -34,6 +34,10 @@ def is_peer_lost(exc: BaseException) -> bool:
 
 
 def exit_code_for(exc: BaseException) -> int:
+    from ..objectstore import FAILED, UNREACHABLE, ObjectStoreError
+
+    if isinstance(exc, ObjectStoreError):
+        return contract.STORE_UNAVAILABLE_EXIT_CODE if exc.reason in (UNREACHABLE, FAILED) else 1
     return contract.PEER_LOST_EXIT_CODE if is_peer_lost(exc) else 1
 
 

@@ -149,12 +149,13 @@ def save_to_store(run: Run, store: CheckpointStore) -> None:
         try:
             uploaded = store.upload_shards(scratch / tag, tag)
         except objectstore.ObjectStoreError as exc:
-            uploaded = {"error": str(exc)}
+            uploaded = {"error": {"reason": exc.reason, "uri": exc.uri, "detail": exc.detail}}
     per_node: list = [None] * run.world
     dist.all_gather_object(per_node, uploaded)
-    errors = [files["error"] for files in per_node if files and isinstance(files.get("error"), str)]
-    if errors:  # no manifest: this step never counts, the previous checkpoint stays the newest
-        raise RuntimeError(f"checkpoint {store.uri(tag)} not committed: {errors[0]}")
+    errors = [files["error"] for files in per_node if files and isinstance(files.get("error"), dict)]
+    if errors:  # no manifest: this step never counts, the previous checkpoint stays the newest; every rank stops alike
+        raise objectstore.ObjectStoreError(errors[0]["reason"], errors[0]["uri"],
+                                           f"checkpoint {store.uri(tag)} not committed: {errors[0]['detail']}")
     if run.rank == 0:
         digest = store.commit(tag, checkpoint_state(run), merge_shard_lists(per_node))
         log.info("checkpoint saved at step %d to %s (%s)", run.step, store.uri(tag), digest)
