@@ -75,12 +75,15 @@ start() {
   mkdir -p "$STATE/data"
   write_identities
   log "starting SeaweedFS ($SEAWEEDFS_VERSION) for $NAME: S3 on $(endpoint)"
-  # 9>&-: weed must not inherit the `up` lock. Small volumes: the tests store megabytes, not gigabytes.
+  # 9>&-: weed must not inherit the `up` lock. Volumes of 256 MB, as many as the disk holds
+  # (-volume.max=0); the Iceberg and Lance endpoints are off, their fixed ports would clash
+  # between stores side by side.
   setsid "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
-    -master.port="$MASTER_PORT" -master.port.grpc="$MASTER_GRPC_PORT" -master.volumeSizeLimitMB=64 \
-    -volume.port="$VOLUME_PORT" -volume.port.grpc="$VOLUME_GRPC_PORT" -volume.max=64 \
+    -master.port="$MASTER_PORT" -master.port.grpc="$MASTER_GRPC_PORT" -master.volumeSizeLimitMB=256 \
+    -volume.port="$VOLUME_PORT" -volume.port.grpc="$VOLUME_GRPC_PORT" -volume.max=0 \
     -filer -filer.port="$FILER_PORT" -filer.port.grpc="$FILER_GRPC_PORT" \
     -s3 -s3.port="$S3_PORT" -s3.port.grpc="$S3_GRPC_PORT" -s3.config="$STATE/s3.json" \
+    -s3.port.iceberg=0 -s3.port.lance=0 \
     >"$STATE/weed.log" 2>&1 9>&- </dev/null &
   echo $! > "$STATE/weed.pid"
   local deadline=$((SECONDS + 90))

@@ -153,8 +153,8 @@ def failure(exc: BaseException, uri: str) -> ObjectStoreError:
 
 
 def _short(text: str, limit: int = 600) -> str:
-    # object_store errors nest the whole request chain; the first lines carry the cause.
-    text = " ".join(text.split())
+    # object_store errors append a Rust debug dump of the whole request chain; the first lines carry the cause.
+    text = " ".join(text.split("Debug source:")[0].split())
     return text if len(text) <= limit else text[:limit] + "..."
 
 
