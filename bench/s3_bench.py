@@ -158,7 +158,7 @@ def fetch_then_ready(uri: str, dest: Path, log: Path) -> tuple[float, float]:
     from kubeforge import servecontract as sc
 
     shutil.rmtree(dest, ignore_errors=True)
-    env = {**os.environ, sc.MODEL_URI: uri, sc.MODEL_DIR: str(dest), "KUBEFORGE_TERMINATION_LOG": str(dest.parent / "fetch.json")}
+    env = {**os.environ, sc.MODEL_URI: uri, sc.MODEL_DIR: str(dest), "TERMINATION_MESSAGE_PATH": str(dest.parent / "fetch.json")}
     fetch = timed(lambda: subprocess.run([sys.executable, "-m", "kubeforge_workloads.serve.modelfetch"], env=env, check=True,
                                          stdout=open(log, "ab"), stderr=subprocess.STDOUT))
     return fetch, server_ready(dest, log)
