@@ -98,3 +98,26 @@ def test_a_failed_model_download_is_a_clear_condition_not_a_bare_crash_loop(kit:
                                    f"{report['error']} (pod {pod.metadata.name})")
     events = kit.core.list_namespaced_event(kit.namespace).items
     assert any(e.reason == "DownloadFailed" and e.type == "Warning" for e in events)
+
+
+def dry_run(cluster, obj: dict) -> str:
+    """The API server's refusal ('' when accepted); a server-side dry run persists nothing."""
+    obj = {**obj, "metadata": {"name": "x", "namespace": "default"}}
+    done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+    return done.stderr if done.returncode else ""
+
+
+def test_the_api_server_accepts_s3_uris_and_the_storage_block(cluster, operator):
+    assert dry_run(cluster, s3_training_job("x")) == ""
+    assert dry_run(cluster, endpoint("x", model={"uri": "s3://models/minilm"}, storage=STORAGE)) == ""
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"storage": {"endpoint": "ftp://store"}}, "spec.storage.endpoint"),
+    ({"checkpoint": {"volume": "gs://bucket/x"}}, "spec.checkpoint.volume"),
+    ({"storage": {"credentials": {"secretName": "Not_A_Name"}}}, "spec.storage.credentials.secretName"),
+])
+def test_a_bad_storage_setting_is_refused_naming_the_field(cluster, operator, spec, field):
+    job = s3_training_job("x")
+    job["spec"].update(spec)
+    assert field in dry_run(cluster, job)
