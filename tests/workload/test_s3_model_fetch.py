@@ -58,8 +58,7 @@ def test_a_missing_bucket_is_reported_as_a_missing_object_naming_the_bucket(s3, 
 
 def test_a_truncated_upload_without_its_manifest_is_never_served(s3, s3_prefix, tiny_model_dir, tmp_path):
     bucket = obs.open_bucket(s3.bucket)
-    files = obs.describe_files(tiny_model_dir)
-    obs.upload_tree(bucket, tiny_model_dir, f"{s3_prefix}/half", files)  # the uploader died before the manifest
+    obs.upload_tree(bucket, tiny_model_dir, f"{s3_prefix}/half", obs.tree_files(tiny_model_dir))  # died before the manifest
     code, report = fetch(s3.uri(s3_prefix, "half"), tmp_path / "model")
     assert (code, report["reason"]) == (1, obs.INCOMPLETE), report
     assert not (tmp_path / "model").exists()

@@ -5,7 +5,7 @@ Python dependencies (boto3 + botocore + s3transfer: 17 MB of wheels, 32 MB insta
 uploads and the SigV4 signing done in Rust without the GIL, its own retries with backoff.
 
 A tree of files (a checkpoint, an exported model) is committed in three steps: the old manifest
-is deleted, every file is uploaded, then the manifest (each file's size and sha256) is written
+is deleted, every file is uploaded (hashed as it is read, once), then the manifest (each file's size and sha256) is written
 last. A reader that finds no manifest has nothing to read; one that finds it can check every
 file it downloads against it. The manifest's own sha256 is the tree's digest.
 """
@@ -205,11 +205,33 @@ def digest_of(body: bytes) -> str:
 
 # -- transfers ---------------------------------------------------------------------------------
 
-def put_file(bucket: Bucket, key: str, path: Path, chunk_size: int = CHUNK_SIZE, concurrency: int = PART_CONCURRENCY) -> None:
+def put_file(bucket: Bucket, key: str, path: Path, chunk_size: int = CHUNK_SIZE, concurrency: int = PART_CONCURRENCY) -> dict:
+    """Upload one file, hashing it on the way (the file is read once); returns its manifest entry {"size", "sha256"}.
+
+    Larger than one part: a multipart upload fed block by block, `concurrency` parts in flight.
+    """
     import obstore
 
-    with_retries(lambda: obstore.put(bucket.store, key, path, chunk_size=chunk_size, max_concurrency=concurrency),
-                 f"upload of {bucket.uri(key)}")
+    def attempt() -> dict:
+        digest, size = hashlib.sha256(), 0
+        if path.stat().st_size <= chunk_size:
+            body = path.read_bytes()
+            digest.update(body)
+            obstore.put(bucket.store, key, body, use_multipart=False)
+            return {"size": len(body), "sha256": digest.hexdigest()}
+
+        def blocks():
+            nonlocal size
+            with open(path, "rb") as handle:
+                while block := handle.read(chunk_size):
+                    digest.update(block)  # hashlib drops the GIL: parts already read keep uploading
+                    size += len(block)
+                    yield block
+
+        obstore.put(bucket.store, key, blocks(), chunk_size=chunk_size, max_concurrency=concurrency)
+        return {"size": size, "sha256": digest.hexdigest()}
+
+    return with_retries(attempt, f"upload of {bucket.uri(key)}")
 
 
 def put_bytes(bucket: Bucket, key: str, body: bytes) -> None:
@@ -252,25 +274,29 @@ def list_sizes(bucket: Bucket, prefix: str) -> dict[str, int]:
         raise failure(exc, bucket.uri(prefix)) from exc
 
 
-def upload_tree(bucket: Bucket, root: Path, prefix: str, files: dict[str, dict]) -> None:
-    """Upload the files of a manifest (relative to root) under prefix/, several at a time."""
-    def one(rel: str) -> None:
+def tree_files(root: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every file under root, relative, largest first (the long uploads start first)."""
+    paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip]
+    return [str(p.relative_to(root)) for p in sorted(paths, key=lambda p: -p.stat().st_size)]
+
+
+def upload_tree(bucket: Bucket, root: Path, prefix: str, rels: list[str]) -> dict[str, dict]:
+    """Upload files (relative to root) under prefix/, several at a time; returns their manifest entries."""
+    def one(rel: str) -> dict:
         try:
-            put_file(bucket, join_key(prefix, rel), root / rel)
+            return put_file(bucket, join_key(prefix, rel), root / rel)
         except Exception as exc:  # noqa: BLE001
             raise failure(exc, bucket.uri(join_key(prefix, rel))) from exc
 
     with ThreadPoolExecutor(FILE_CONCURRENCY) as pool:
-        list(pool.map(one, sorted(files, key=lambda r: -files[r]["size"])))
+        return dict(zip(rels, pool.map(one, rels)))
 
 
-def commit_tree(bucket: Bucket, root: Path, prefix: str, manifest_name: str, files: dict[str, dict] | None = None,
-                **extra) -> str:
+def commit_tree(bucket: Bucket, root: Path, prefix: str, manifest_name: str, **extra) -> str:
     """The commit protocol (old manifest gone, files, new manifest last); returns the manifest's digest."""
-    files = files if files is not None else describe_files(root, skip=(manifest_name,))
     manifest_key = join_key(prefix, manifest_name)
     delete_keys(bucket, [manifest_key])
-    upload_tree(bucket, root, prefix, files)
+    files = upload_tree(bucket, root, prefix, tree_files(root, skip=(manifest_name,)))
     body = manifest_bytes(files, **extra)
     put_bytes(bucket, manifest_key, body)
     return digest_of(body)

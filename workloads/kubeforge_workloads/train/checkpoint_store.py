@@ -39,10 +39,8 @@ class CheckpointStore:
         return self.bucket.uri(self.key(tag))
 
     def upload_shards(self, local: Path, tag: str) -> dict[str, dict]:
-        """Upload every file a node wrote under local/ (one step); returns their manifest entries."""
-        files = obs.describe_files(local) if local.is_dir() else {}
-        obs.upload_tree(self.bucket, local, self.key(tag), files)
-        return files
+        """Upload every file a node wrote under local/ (one step), hashed on the way; returns their manifest entries."""
+        return obs.upload_tree(self.bucket, local, self.key(tag), obs.tree_files(local)) if local.is_dir() else {}
 
     def commit(self, tag: str, state: dict, files: dict[str, dict]) -> str:
         """Write the manifest last: from now on this step is complete. Returns its digest."""
