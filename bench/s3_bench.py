@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,13 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "workloads"), str(REPO / "operator"), str(REPO)]
 RESULTS = REPO / "bench" / "results"
+from kubeforge.localhost import free_port  # noqa: E402
+
 BASELINE_CONFIGS = [(8, 8), (16, 8), (16, 16), (32, 8), (64, 4)]  # (part MiB, parts in flight)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_engine():

@@ -86,7 +86,7 @@ def test_a_deleted_object_is_reported_as_missing(s3, uploaded, tmp_path):
 
 
 def test_an_unreachable_endpoint_is_reported_as_such(uploaded, tmp_path):
-    from tests.workload.serve_fixtures import free_port
+    from kubeforge.localhost import free_port
 
     code, report = fetch(uploaded[0], tmp_path / "model", AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
     assert (code, report["reason"]) == (1, obs.UNREACHABLE), report
