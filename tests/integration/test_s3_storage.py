@@ -96,8 +96,9 @@ def test_a_failed_model_download_is_a_clear_condition_not_a_bare_crash_loop(kit:
     assert (resolved["status"], resolved["reason"]) == ("False", "DownloadFailed")
     assert resolved["message"] == (f"cannot download s3://models/minilm: {report['reason']}: {report['object']}: "
                                    f"{report['error']} (pod {pod.metadata.name})")
-    events = kit.core.list_namespaced_event(kit.namespace).items
-    assert any(e.reason == "DownloadFailed" and e.type == "Warning" for e in events)
+    # The operator posts the Event right after the status write: wait for it rather than race it.
+    wait_for(lambda: any(e.reason == "DownloadFailed" and e.type == "Warning" for e in kit.core.list_namespaced_event(kit.namespace).items),
+             timeout=30, message="a Warning Event DownloadFailed")
 
 
 def dry_run(cluster, obj: dict) -> str:
