@@ -112,3 +112,34 @@ def test_an_endpoints_crash_looping_pods_are_its_reason():
     assert status["reason"] == "CrashLoopBackOff"
     assert "pod mep-1: container server exited with code 2; restarted 4 times" in next(
         c["message"] for c in status["conditions"] if c["type"] == "Ready")
+
+
+def server_pod(fetch_state: dict, ready: bool = False) -> dict:
+    """A server pod of endpoint mep whose model-fetch init container is in `fetch_state`."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "mep-1", "labels": {"kubeforge.io/modelendpoint": "mep"}, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {"initContainerStatuses": [{"name": "model-fetch", **fetch_state}],
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_an_s3_endpoint_whose_pod_cannot_download_the_model_reports_download_failed():
+    failed = {"terminated": {"exitCode": 1, "message": '{"reason": "AccessDenied", "object": "s3://m/x/kubeforge-manifest.json", "error": "403"}'}}
+    kube = FakeKube(MakeEndpoint().uri("s3://m/x").obj(), server_pod({"state": {"waiting": {}}, "lastState": failed}))
+    reconcile_endpoint(kube)
+    status = kube.get("", "ModelEndpoint", "ml", "mep")["status"]
+    resolved = next(c for c in status["conditions"] if c["type"] == "ModelResolved")
+    assert (status["phase"], resolved["reason"]) == ("Failed", "DownloadFailed")
+    assert "AccessDenied: s3://m/x/kubeforge-manifest.json: 403 (pod mep-1)" in resolved["message"]
+    assert ("Warning", "DownloadFailed") in [(t, r) for t, r, _ in kube.events]
+
+
+def test_an_s3_endpoint_shows_the_digest_its_ready_pods_downloaded_and_uses_the_jobs_storage():
+    job = MakeTrainingJob("train").set("storage", {"endpoint": "http://store:8333"}).status(
+        phase="Succeeded", result={"modelUri": "s3://m/x", "modelDigest": "sha256:d1"}).obj()
+    ok = {"state": {"terminated": {"exitCode": 0, "message": '{"digest": "sha256:d1"}'}}}
+    kube = FakeKube(MakeEndpoint().from_job("train").obj(), job, server_pod(ok, ready=True))
+    reconcile_endpoint(kube)
+    assert kube.get("", "ModelEndpoint", "ml", "mep")["status"]["modelDigest"] == "sha256:d1"
+    fetch = kube.get("apps/v1", "Deployment", "ml", "mep")["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e.get("value") for e in fetch["env"]}
+    assert (env["AWS_ENDPOINT_URL"], env["KUBEFORGE_MODEL_DIGEST"]) == ("http://store:8333", "sha256:d1")

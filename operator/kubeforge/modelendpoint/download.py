@@ -79,7 +79,8 @@ def download_report(pods: list[dict[str, Any]]) -> DownloadReport:
             if _ready(pod) and (report := _message(done)).get("digest"):
                 digests.append(report["digest"])
             continue
-        failed = done if done and done.get("exitCode") else (last.get("terminated") if current.get("waiting") or current.get("running") else None)
+        # Failed now, or waiting/retrying after a failure (CrashLoopBackOff): the last failure is the story.
+        failed = done if done else last.get("terminated")
         if failed and failed.get("exitCode"):
             failures.append(describe_failure(pod["metadata"]["name"], failed))
     return DownloadReport(failures[0] if failures else None, digests[0] if digests else None)
