@@ -132,7 +132,7 @@ def classify(exc: BaseException) -> str:
 
     if isinstance(exc, ObjectStoreError):
         return exc.reason
-    if isinstance(exc, ox.NotFoundError):
+    if isinstance(exc, (ox.NotFoundError, FileNotFoundError)):  # obstore raises NotFound as FileNotFoundError
         return MISSING_OBJECT
     if isinstance(exc, (ox.PermissionDeniedError, ox.UnauthenticatedError)):
         return ACCESS_DENIED
@@ -149,6 +149,8 @@ def classify(exc: BaseException) -> str:
 def failure(exc: BaseException, uri: str) -> ObjectStoreError:
     if isinstance(exc, ObjectStoreError):
         return exc
+    if "NoSuchBucket" in str(exc):
+        return ObjectStoreError(MISSING_OBJECT, uri, f"the bucket does not exist: {_short(str(exc), 300)}")
     return ObjectStoreError(classify(exc), uri, _short(str(exc)))
 
 
@@ -308,7 +310,7 @@ def read_manifest(bucket: Bucket, prefix: str, manifest_name: str) -> tuple[dict
     try:
         body = get_bytes(bucket, key)
     except ObjectStoreError as exc:
-        if exc.reason == MISSING_OBJECT:
+        if exc.reason == MISSING_OBJECT and not exc.detail.startswith("the bucket does not exist"):
             raise ObjectStoreError(INCOMPLETE, bucket.uri(key), "no manifest: the upload never completed, or nothing is there") from exc
         raise
     try:
