@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import uuid
 
 import pytest
 
@@ -13,10 +14,11 @@ from kubeforge_workloads.train.checkpoint_store import CheckpointStore
 
 from tests.waiting import wait_for
 
-from .train_fixtures import Group
+from .train_fixtures import TINY_RECIPE, Group
 
 pytestmark = pytest.mark.workload
 CHECKPOINT_EVERY = 4
+RECIPE = {**TINY_RECIPE, "maxSteps": 16}  # attempt 2 resumes at 8 or 12: one or two more uploads, not four
 
 
 def complete_steps(store: CheckpointStore) -> list[int]:
@@ -26,9 +28,9 @@ def complete_steps(store: CheckpointStore) -> list[int]:
 @pytest.fixture(scope="module")
 def s3_run(s3, tmp_path_factory):
     """Attempt 1 checkpoints to S3 and loses node 1 after its second checkpoint; returns (group, store, saved step, codes)."""
-    prefix = f"t-train-{tmp_path_factory.mktemp('id').name}"
+    prefix = f"t-train-{uuid.uuid4().hex[:12]}"  # the store outlives test sessions: a prefix of this run only
     uris = {"checkpoint_uri": s3.uri(prefix, "checkpoints"), "model_uri": s3.uri(prefix, "model")}
-    first = Group(tmp_path_factory.mktemp("s3-resume"), checkpoint_every=CHECKPOINT_EVERY, **uris).start()
+    first = Group(tmp_path_factory.mktemp("s3-resume"), recipe=dict(RECIPE), checkpoint_every=CHECKPOINT_EVERY, **uris).start()
     store = CheckpointStore.from_uri(uris["checkpoint_uri"])
     try:
         wait_for(lambda: any(step >= 2 * CHECKPOINT_EVERY for step in complete_steps(store)), timeout=300,
@@ -51,7 +53,7 @@ def resumed(s3_run):
     for key in listing:
         if not key.endswith(checkpoint.MANIFEST):
             obs.put_bytes(store.bucket, key.replace(tag, planted), b"half an upload")
-    second = Group(first.workdir, attempt=2, checkpoint_every=CHECKPOINT_EVERY, **uris).start()
+    second = Group(first.workdir, attempt=2, recipe=dict(RECIPE), checkpoint_every=CHECKPOINT_EVERY, **uris).start()
     assert second.wait(timeout=600) == [0, 0], second.logs()
     return second
 

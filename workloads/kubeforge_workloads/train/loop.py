@@ -158,6 +158,7 @@ def save_to_store(run: Run, store: CheckpointStore) -> None:
                                            f"checkpoint {store.uri(tag)} not committed: {errors[0]['detail']}")
     if run.rank == 0:
         digest = store.commit(tag, checkpoint_state(run), merge_shard_lists(per_node))
+        store.prune()
         log.info("checkpoint saved at step %d to %s (%s)", run.step, store.uri(tag), digest)
     dist.barrier()
     if local_rank() == 0:
