@@ -60,7 +60,9 @@ The operator's rules, the same for the ClusterRole (cluster-wide) and each names
   - per TrainingJob, a Role that lets the job's ServiceAccount patch its one progress ConfigMap
     (resourceNames), and its RoleBinding: Kubernetes lets the operator grant only what it holds
     itself (configmaps patch), so it needs neither `bind` nor `escalate`;
-  - configmaps get/list/watch: rank 0's progress is read from that ConfigMap, and its changes wake the job.
+  - configmaps get/list/watch: rank 0's progress is read from that ConfigMap, and its changes wake the job;
+  - get on every child kind: before a child is first applied, kubeforge.ownership reads whatever holds its
+    name, and refuses to take over an object it does not control.
 No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
 */}}
 {{- define "kubeforge.operatorRules" -}}
@@ -75,31 +77,31 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "list"]
