@@ -16,7 +16,8 @@ from kubernetes import client, config
 
 from tests.integration.clusterkit import wait_for
 from tests.integration.test_chart_rbac import service_account_kubeconfig
-from tests.integration.trainingjob_kit import GROUP, PLURAL, VERSION, TrainingJobKit, fake_job, reconciles
+from tests.integration.fakepods import fake_exit
+from tests.integration.trainingjob_kit import GROUP, PLURAL, SUMMARY, VERSION, TrainingJobKit, fake_job, reconciles
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,8 @@ def test_a_52_character_job_runs(kit):
 
 
 def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves_it(kit):
+    """The issue's reproduction: someone's ServiceAccount x-trainer and ClusterIP Service x. The job's headless
+    Service is x-workers (x is left to a ModelEndpoint serving the job), so only the ServiceAccount collides."""
     ns = kit.namespace
     kit.core.create_namespaced_service_account(ns, {"metadata": {"name": "x-trainer", "labels": {"team": "ci"}}})
     kit.core.create_namespaced_service(ns, {"metadata": {"name": "x"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
@@ -137,7 +140,7 @@ def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves
         return cond
 
     cond = wait_for(conflict_reported, timeout=30, message="TrainingJob x reports the taken names")
-    assert "ServiceAccount x-trainer" in cond["message"] and "Service x" in cond["message"], cond
+    assert "ServiceAccount x-trainer" in cond["message"], cond
     assert kit.get("x")["status"]["phase"] == "Pending"
     assert kit.jobs("x") == [] and kit.pods("x") == []
     after = {
@@ -150,6 +153,22 @@ def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves
     account = kit.core.read_namespaced_service_account("x-trainer", ns)
     assert account.metadata.owner_references is None and account.metadata.labels == {"team": "ci"}
     assert kit.core.read_namespaced_service("x", ns).spec.cluster_ip != "None"
+
+
+def test_an_endpoint_may_share_its_training_jobs_name(kit):
+    """The README's pattern: TrainingJob x trains, ModelEndpoint x serves it. Their children never share a name."""
+    ns = kit.namespace
+    kit.create(fake_job("same", nodes=1).pod_annotations(**fake_exit(0, after="1s", message=SUMMARY)))
+    endpoint = manifest("ModelEndpoint", "same")
+    endpoint["spec"]["model"] = {"trainingJobRef": {"name": "same"}}
+    kit.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", endpoint)
+    kit.wait_status("same", phase="Succeeded")
+    apps = client.AppsV1Api(kit.cluster.api)
+    wait_for(lambda: apps.read_namespaced_deployment("same", ns), timeout=60, message="the endpoint's Deployment")
+    obj = kit.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", "same")
+    assert (condition_of(obj, "ChildrenApplied") or {}).get("status") != "False", obj["status"]
+    assert kit.core.read_namespaced_service("same", ns).spec.cluster_ip != "None"  # the endpoint's
+    assert kit.core.read_namespaced_service("same-workers", ns).spec.cluster_ip == "None"  # the job's
 
 
 def test_an_endpoint_whose_service_name_is_taken_deploys_nothing_and_says_so(kit):

@@ -18,11 +18,11 @@ def test_workers_land_on_the_chosen_pool_with_the_rendezvous_env_and_dns(kit):
     kit.wait_running("bert")
     pods = sorted(kit.pods("bert", attempt=1), key=lambda p: p.spec.hostname)
     assert [p.spec.hostname for p in pods] == ["bert-a1-0", "bert-a1-1"]
-    assert all(p.spec.subdomain == "bert" and p.spec.node_name.startswith("a100-") for p in pods)
+    assert all(p.spec.subdomain == "bert-workers" and p.spec.node_name.startswith("a100-") for p in pods)
     env = {e.name: e for e in pods[0].spec.containers[0].env}
-    assert env["MASTER_ADDR"].value == "bert-a1-0.bert" and env["WORLD_SIZE"].value == "2"
+    assert env["MASTER_ADDR"].value == "bert-a1-0.bert-workers" and env["WORLD_SIZE"].value == "2"
     assert env["NODE_RANK"].value_from.field_ref.field_path == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-    service = kit.core.read_namespaced_service("bert", kit.namespace)
+    service = kit.core.read_namespaced_service("bert-workers", kit.namespace)
     assert service.spec.cluster_ip == "None" and service.spec.publish_not_ready_addresses is True
 
 

@@ -35,7 +35,7 @@ def test_ray_pods_get_the_ray_env_ports_shm_and_a_readiness_probe(kit):
     head = kit.worker("rayjob", 1, 0)
     main = container_of(head)
     env = {e.name: e for e in main.env}
-    assert env["KUBEFORGE_LAUNCHER"].value == "ray" and env["MASTER_ADDR"].value == "rayjob-a1-0.rayjob"
+    assert env["KUBEFORGE_LAUNCHER"].value == "ray" and env["MASTER_ADDR"].value == "rayjob-a1-0.rayjob-workers"
     assert env["KUBEFORGE_RAY_PORT"].value == "6379" and env["KUBEFORGE_RAY_DASHBOARD_PORT"].value == "8265"
     assert env["KUBEFORGE_RAY_OBJECT_STORE_MEMORY"].value == str(int(8 * 2**30 * 0.3))
     assert env["KUBEFORGE_POD_IP"].value_from.field_ref.field_path == "status.podIP"
@@ -45,7 +45,7 @@ def test_ray_pods_get_the_ray_env_ports_shm_and_a_readiness_probe(kit):
     assert main.readiness_probe.tcp_socket.port == "ray-node"
     shm = next(v for v in head.spec.volumes if v.name == "dshm")
     assert (shm.empty_dir.medium, shm.empty_dir.size_limit) == ("Memory", "2458Mi")  # 30% of 8Gi, rounded up to Mi
-    service = kit.core.read_namespaced_service("rayjob", kit.namespace)
+    service = kit.core.read_namespaced_service("rayjob-workers", kit.namespace)
     assert [(p.name, p.port) for p in service.spec.ports] == [("ray-gcs", 6379)]
 
 

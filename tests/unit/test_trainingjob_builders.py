@@ -50,7 +50,7 @@ CASES = [
     ("indexed completion", MakeTrainingJob(), "spec.completionMode", "Indexed"),
     ("the operator owns restarts", MakeTrainingJob(), "spec.backoffLimit", 0),
     ("pods never restart in place", MakeTrainingJob(), "spec.template.spec.restartPolicy", "Never"),
-    ("subdomain is the headless service", MakeTrainingJob("bert"), "spec.template.spec.subdomain", "bert"),
+    ("subdomain is the headless service", MakeTrainingJob("bert"), "spec.template.spec.subdomain", "bert-workers"),
     ("the pool's node selector", MakeTrainingJob().pool("a100"), "spec.template.spec.nodeSelector", {"kubeforge.io/pool": "a100"}),
     ("GPUs tolerate the GPU taint", MakeTrainingJob().gpus(8), "spec.template.spec.tolerations.0.key", "nvidia.com/gpu"),
     ("no toleration without GPUs", MakeTrainingJob(), "spec.template.spec.tolerations", None),
@@ -84,7 +84,7 @@ def test_each_attempt_is_its_own_job_labelled_with_the_attempt():
 
 def test_the_rendezvous_env_points_at_worker_zero_of_this_attempt():
     env = env_of(job_manifest(MakeTrainingJob("bert").nodes(4).gpus(8), attempt=2))
-    assert env["MASTER_ADDR"] == "bert-a2-0.bert"
+    assert env["MASTER_ADDR"] == "bert-a2-0.bert-workers"
     assert (env["NNODES"], env["NPROC_PER_NODE"], env["WORLD_SIZE"], env["KUBEFORGE_ATTEMPT"]) == ("4", "8", "32", "2")
 
 

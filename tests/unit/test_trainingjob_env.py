@@ -11,7 +11,7 @@ from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
 def test_master_addr_is_worker_zero_of_the_attempt_in_the_headless_service():
     env = launch_env(MakeTrainingJob("bert").model(), attempt=3)
-    assert env.master_addr == "bert-a3-0.bert"
+    assert env.master_addr == "bert-a3-0.bert-workers"
     assert env.attempt == 3
 
 

@@ -93,7 +93,7 @@ def test_pods_get_the_ray_env_and_their_own_ip_from_the_downward_api():
     assert (env[contract.RAY_PORT], env[contract.RAY_CLIENT_PORT], env[contract.RAY_NODE_MANAGER_PORT]) == ("6379", "10001", "6380")
     assert (env[contract.RAY_DASHBOARD_PORT], env[contract.RAY_VERSION]) == ("8265", "2.60.0")
     assert env[contract.RAY_START_ARGS] == '["--resources={\\"disk\\": 1}"]'
-    assert env[contract.MASTER_ADDR] == "train-a1-0.train"  # workers join the head through the headless Service
+    assert env[contract.MASTER_ADDR] == "train-a1-0.train-workers"  # workers join the head through the headless Service
 
 
 def test_the_dashboard_is_off_unless_asked():

@@ -16,8 +16,12 @@ DEEPSPEED_MOUNT = "/etc/kubeforge/deepspeed"
 
 
 def service(name: str) -> str:
-    """The headless Service: its name is the pods' subdomain."""
-    return name
+    """The headless Service: its name is the pods' subdomain.
+
+    Not the bare job name: a ModelEndpoint serving this job's model is commonly given the same
+    name, and its Service takes that name; kubeforge never takes over a child another owns.
+    """
+    return f"{name}-workers"
 
 
 def worker_job(name: str, attempt: int) -> str:
