@@ -17,7 +17,7 @@ from kubernetes import client, config
 from tests.integration.clusterkit import wait_for
 from tests.integration.test_chart_rbac import service_account_kubeconfig
 from tests.integration.fakepods import fake_exit
-from tests.integration.trainingjob_kit import GROUP, PLURAL, SUMMARY, VERSION, TrainingJobKit, fake_job, reconciles
+from tests.integration.trainingjob_kit import GROUP, PLURAL, VERSION, TrainingJobKit, fake_job, reconciles
 
 pytestmark = pytest.mark.integration
 
@@ -158,13 +158,15 @@ def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves
 def test_an_endpoint_may_share_its_training_jobs_name(kit):
     """The README's pattern: TrainingJob x trains, ModelEndpoint x serves it. Their children never share a name."""
     ns = kit.namespace
-    kit.create(fake_job("same", nodes=1).pod_annotations(**fake_exit(0, after="1s", message=SUMMARY)))
+    summary = json.dumps({"metrics": {"accuracy": 0.9}, "modelUri": "/models/minilm", "steps": 4})  # a path in the image
+    kit.create(fake_job("same", nodes=1).pod_annotations(**fake_exit(0, after="1s", message=summary)))
     endpoint = manifest("ModelEndpoint", "same")
     endpoint["spec"]["model"] = {"trainingJobRef": {"name": "same"}}
     kit.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", endpoint)
     kit.wait_status("same", phase="Succeeded")
     apps = client.AppsV1Api(kit.cluster.api)
-    wait_for(lambda: apps.read_namespaced_deployment("same", ns), timeout=60, message="the endpoint's Deployment")
+    wait_for(lambda: [d for d in apps.list_namespaced_deployment(ns).items if d.metadata.name == "same"], timeout=60,
+             message="the endpoint's Deployment")
     obj = kit.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modelendpoints", "same")
     assert (condition_of(obj, "ChildrenApplied") or {}).get("status") != "False", obj["status"]
     assert kit.core.read_namespaced_service("same", ns).spec.cluster_ip != "None"  # the endpoint's

@@ -14,7 +14,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def kit(cluster, namespace, operator):  # noqa: F811
     kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
     return kit
 
 
