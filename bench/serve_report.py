@@ -69,7 +69,8 @@ def _headline(res: dict) -> list[str]:
         f"{f['b_p95_vs_batch1']:.2f}x its p95; {_pct(f['b_batching_efficiency'])} of what the model alone does at "
         f"batch 32 ({f['b_model_b32_rps']:.0f} texts/s in-process; cap {f['b_model_cap']:.2f}x batch 1) "
         "(goal >= 95 %, p95 <= batch 1's)",
-        f"    where the CPU went per request at c32 (2 cores): kubeforge-serve's model threads "
+        f"    CPU per request at c32 (a point's CPU over its requests; idle background work and connection "
+        f"setup included, so inflated when throughput is low): kubeforge-serve's model threads "
         f"{kf['server_cpu_ms_per_req'] - kf['main_thread_cpu_ms_per_req']:.3f} ms, its event loop "
         f"{kf['main_thread_cpu_ms_per_req']:.3f} ms, the load generator (same machine) {kf['client_cpu_ms_per_req']:.3f} ms; "
         f"the model alone takes {res['raw']['onnxruntime_b32_p50_ms'] / 32:.3f} ms of wall time per text at batch 32",
