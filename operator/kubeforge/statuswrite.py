@@ -18,11 +18,21 @@ log = logging.getLogger(__name__)
 def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     """The merge patch from `previous` to `new`, or None when they are equal.
 
-    A merge patch keeps the keys it does not mention, so the ones `new` dropped are nulled out.
+    A merge patch keeps the keys it does not mention, so the ones `new` dropped are nulled out,
+    in nested objects too (RFC 7386 merges them: status.model going from one revision to another
+    must not keep the old one's digest).
     """
     if previous == new:
         return None
-    return {**{k: None for k in previous if k not in new}, **new}
+    return _merge_patch(previous, new)
+
+
+def _merge_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {k: None for k in previous if k not in new}
+    for key, value in new.items():
+        before = previous.get(key)
+        patch[key] = _merge_patch(before, value) if isinstance(value, dict) and isinstance(before, dict) else value
+    return patch
 
 
 def patch_status_if_changed(client: KubeClient, obj: dict[str, Any], previous: dict[str, Any], new: dict[str, Any]) -> bool:

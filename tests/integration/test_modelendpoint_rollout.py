@@ -105,3 +105,57 @@ def test_the_gated_sample_is_accepted_by_the_api_server(kit: Kit):
 
     out = kit.kubectl("apply", "--dry-run=server", "-f", str(REPO / "samples" / "modelendpoint-gated.yaml"))
     assert "sentiment-gated created (server dry run)" in out
+
+
+CANARY = {**GATE, "strategy": "Canary", "canary": {"replicas": 1, "bakeSeconds": 3}}
+
+
+def canary_pods(kit: Kit) -> list[Any]:
+    return [p for p in kit.core.list_namespaced_pod(kit.namespace, label_selector="kubeforge.io/canary-of=gated").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def test_a_canary_bakes_then_is_promoted_and_a_crashing_canary_is_removed(kit: Kit, operator):  # noqa: F811
+    from tests.integration import fakepods
+
+    kit.create_suspended_job("train")
+    kit.create(endpoint("gated", model=REF, replicas=3, rollout=CANARY))
+    run_finished(kit, 1, 0.92)
+    wait_for(lambda: serving(kit, "/models/train/v1", "r1:train#1"), timeout=60, message="revision 1 served directly")
+
+    run_finished(kit, 2, 0.95)
+
+    def baking() -> dict[str, Any]:
+        obj = kit.mep("gated")
+        assert (obj["status"].get("canary") or {}).get("revision") == 2, obj["status"].get("canary")
+        assert len(canary_pods(kit)) == 1 and kit.deployment("gated").spec.replicas == 2  # 1 canary + 2 stable = 3
+        return obj
+    obj = wait_for(baking, timeout=60, message="revision 2 runs as a canary")
+    assert obj["status"]["modelUri"] == "/models/train/v1"
+    selector = "kubeforge.io/modelendpoint=gated"  # the Service's: stable and canary pods answer together
+    assert len(kit.core.list_namespaced_pod(kit.namespace, label_selector=selector).items) >= 3
+    show(kit, "run 2 (accuracy 0.95) passed the gate: canary baking")
+    print("$ kubectl get deploy\n" + kit.kubectl("get", "deploy"))
+    operator.restart()  # mid-bake
+    wait_for(lambda: serving(kit, "/models/train/v2", "r2:train#2"), timeout=90, message="the canary promoted")
+    wait_for(lambda: kit.cluster.kubectl("-n", kit.namespace, "get", "deploy", "gated-canary", check=False).returncode != 0,
+             timeout=30, message="the canary Deployment removed")
+    assert kit.deployment("gated").spec.replicas == 3 and "canary" not in kit.mep("gated")["status"]
+    show(kit, "run 2 promoted after its canary")
+
+    kit.patch_spec("gated", {"rollout": {"canary": {"bakeSeconds": 600}}})
+    run_finished(kit, 3, 0.96)
+    wait_for(lambda: canary_pods(kit) or None, timeout=60, message="revision 3's canary pod")
+    for p in canary_pods(kit):  # the model server exits 1 (kwok: a running pod whose container exits)
+        kit.core.patch_namespaced_pod(p.metadata.name, kit.namespace, {"metadata": {"annotations": fakepods.fake_exit(1)}})
+
+    def rolled_back() -> dict[str, Any]:
+        obj = serving(kit, "/models/train/v2", "r2:train#2")
+        assert condition(obj, "RolloutBlocked")["reason"] == "CanaryFailed", condition(obj, "RolloutBlocked")
+        return obj
+    obj = wait_for(rolled_back, timeout=60, message="the crashing canary removed, v2 still served")
+    assert "failed (exit code 1); canary removed" in condition(obj, "RolloutBlocked")["message"], condition(obj, "RolloutBlocked")
+    print("$ kubectl get mep gated -o jsonpath='{.status.canary}'\n" + kit.kubectl("get", "mep", "gated", "-o", "jsonpath={.status.canary}"))
+    wait_for(lambda: not canary_pods(kit) and kit.cluster.kubectl(
+        "-n", kit.namespace, "get", "deploy", "gated-canary", check=False).returncode != 0, timeout=30, message="canary gone")
+    show(kit, "run 3's canary crashed: removed, run 2 still served")

@@ -205,3 +205,10 @@ def test_the_gated_sample_parses_to_a_gate_on_accuracy_and_loss():
     assert spec.rollout.promotion is not None
     assert [(t.metric, t.op, t.value) for t in spec.rollout.promotion.thresholds] == [("accuracy", ">=", 0.9), ("loss", "<=", 0.5)]
     assert gate.judge(spec.rollout.promotion, {"accuracy": 0.93, "loss": 0.3}, {"accuracy": 0.932, "loss": 0.31}).passed
+
+
+def test_a_status_patch_nulls_a_nested_key_the_new_revision_lacks():
+    from kubeforge.statuswrite import status_patch
+
+    patch = status_patch({"model": {"revision": 2, "digest": "sha256:2"}, "modelShort": "r2"}, {"model": {"revision": 1}, "modelShort": "r1"})
+    assert patch == {"model": {"revision": 1, "digest": None}, "modelShort": "r1"}

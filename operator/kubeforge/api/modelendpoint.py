@@ -152,13 +152,29 @@ class Promotion(ApiModel):
     tolerance: float = Field(0.0, ge=0, description="How much worse than serving still passes (absolute).")
 
 
+class Canary(ApiModel):
+    """The canary step of strategy Canary."""
+
+    replicas: int = Field(1, ge=1, le=100, description="Canary pods; traffic splits by replica ratio behind the one Service.")
+    bake_seconds: int = Field(
+        60, ge=0, le=86400,
+        description="How long every canary pod must stay Ready with no restart (read from pod status through the"
+        " API server) before the stable Deployment rolls to the new model.",
+    )
+
+
 class Rollout(ApiModel):
     """How a new model reaches the endpoint."""
 
-    strategy: Literal["Replace"] = Field(
-        "Replace", description="Replace: the Deployment rolls to the new model (maxUnavailable 0).",
-        json_schema_extra={"enum": ["Replace"]},
+    strategy: Literal["Replace", "Canary"] = Field(
+        "Replace",
+        description="Replace: the Deployment rolls to the new model (maxUnavailable 0). Canary: the new model first runs"
+        " as canary.replicas pods of a second Deployment (<name>-canary) behind the same Service, taken from the"
+        " stable replicas; after canary.bakeSeconds Ready without restarts the stable Deployment rolls to it"
+        " (maxUnavailable 0) and the canary goes; a canary pod that restarts or cannot start removes the canary,"
+        " and the model is blocked (RolloutBlocked, CanaryFailed). The first model of an endpoint is served directly.",
     )
+    canary: Canary = Field(default_factory=Canary)
     promotion: Promotion | None = Field(None, description="Serve a new model only when it passes this gate.")
 
 
@@ -299,6 +315,8 @@ class ModelEndpointReason(StrEnum):
     """RolloutBlocked: the new model failed spec.rollout.promotion; the message names metric, value and threshold."""
     REVISION_NOT_FOUND = "RevisionNotFound"
     """RolloutBlocked: spec.model.revision names no revision in status.revisions."""
+    CANARY_FAILED = "CanaryFailed"
+    """RolloutBlocked: a canary pod of the new model restarted or could not start; the canary was removed."""
     ROLLOUT_ALLOWED = "RolloutAllowed"
     """RolloutBlocked is False: the model the spec asks for is served (it passed the gate, or was pinned)."""
     START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
@@ -325,6 +343,8 @@ class ModelEndpointStatus(ApiModel):
     reason: str | None = Field(None, description="Why the endpoint is not ready, in one word (the REASON column); unset when ready.")
     model: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown(
         "The revision serving now (see revisions)."))
+    canary: dict[str, Any] | None = Field(None, json_schema_extra=preserve_unknown(
+        "The canary of strategy Canary: revision, uri, startedAt, readySince, ready (pods), or failed with its reason."))
     model_short: str | None = Field(None, description="The serving revision in a few characters, for kubectl get.")
     revisions: list[dict[str, Any]] | None = Field(None, json_schema_extra=preserve_unknown(
         "Every model served, newest first (at most 10): revision, uri, digest, trainingJob, attempt,"

@@ -24,7 +24,7 @@ from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.kube import KubeClient
-from kubeforge.modelendpoint import builders, handover, modelsource, refindex
+from kubeforge.modelendpoint import builders, canary, handover, modelsource, refindex
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
 from kubeforge.ownership import OwnedApplier, controller_uid
@@ -98,7 +98,9 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     deployment = client.get("apps/v1", "Deployment", namespace, name)
     if deployment is not None and controller_uid(deployment) != endpoint["metadata"]["uid"]:
         deployment = None  # someone else's of the same name: not ours to count (the apply reports the conflict)
-    obs = Observed(endpoint, spec, training_job, deployment)
+    obs = Observed(endpoint, spec, training_job, deployment, now=now_rfc3339())
+    if spec.rollout.strategy == "Canary" or (endpoint.get("status") or {}).get("canary"):
+        obs = dataclasses.replace(obs, canary_pods=tuple(client.list_("v1", "Pod", namespace, canary.selector(name))))
     claim = modelsource.model_claim(obs.resolution)
     if claim:  # ModelResolved claims only a model the pods can mount
         missing = kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", namespace, claim) is None, False)
@@ -132,13 +134,14 @@ def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan, applier: 
     applier.ensure_free(plan.apply, owner_uid)
     if plan.claim_replicas is not None:
         client.apply(plan.claim_replicas, field_manager=handover.HANDOVER_MANAGER)
-    applied = {child["kind"]: result for child, result in zip(plan.apply, applier.apply_all(plan.apply, owner_uid, checked=True))}
+    applied = {(child["kind"], child["metadata"]["name"]): result
+               for child, result in zip(plan.apply, applier.apply_all(plan.apply, owner_uid, checked=True))}
     if plan.hand_over_created:
-        client.apply(handover.claim(applied["Deployment"]), field_manager=handover.HANDOVER_MANAGER)
+        client.apply(handover.claim(applied["Deployment", obs.name]), field_manager=handover.HANDOVER_MANAGER)
     for api_version, kind, child_name in plan.delete:
         if applier.delete_if_owned(api_version, kind, obs.namespace, child_name, owner_uid):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, obs.namespace, child_name)
-    return applied["Deployment"]
+    return applied["Deployment", obs.name]
 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:

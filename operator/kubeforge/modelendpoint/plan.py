@@ -16,7 +16,7 @@ from typing import Any
 from kubeforge import conditions, podreasons, storage
 from kubeforge.api.common import EventType, ObjectStorage
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, download, handover, modelsource, revisions
+from kubeforge.modelendpoint import builders, canary, download, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model, with_download_failure
 from kubeforge.modelendpoint.runtime import resolve_runtime
@@ -36,6 +36,8 @@ class Observed:
     model_claim_missing: bool = False  # the resolved model's pvc:// claim does not exist
     pods: tuple[dict[str, Any], ...] = ()  # the server pods, read while not all are Ready
     probe_events: tuple[dict[str, Any], ...] = ()  # the kubelet's Unhealthy events, read while a pod fails its probe
+    canary_pods: tuple[dict[str, Any], ...] = ()  # strategy Canary: the canary pods, whose status judges the bake
+    now: str = ""  # when observed (RFC 3339): the canary's bake is timed against it
 
     @property
     def name(self) -> str:
@@ -58,7 +60,20 @@ class Observed:
     def rollout(self) -> revisions.RolloutDecision:
         """Which revision to serve: the spec's model if it passes the promotion gate, a pinned one, or the one served."""
         resolved = resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
-        return revisions.decide(self.spec, resolved, self.training_job, self.previous)
+        decision = revisions.decide(self.spec, resolved, self.training_job, self.previous)
+        if decision.canary is None:
+            return decision
+        bake = self.spec.rollout.canary
+        verdict = canary.judge(decision.canary, self.previous.get("canary"), self.canary_pods, bake.replicas, bake.bake_seconds, self.now)
+        return revisions.baked(decision, verdict, resolved)
+
+    @property
+    def stable_spec(self) -> ModelEndpointSpec:
+        """The spec the stable Deployment is built from: a running canary's pods count toward spec.replicas."""
+        running = self.rollout.canary is not None and self.rollout.canary_record is not None
+        if not running or self.spec.autoscaling:
+            return self.spec
+        return self.spec.model_copy(update={"replicas": max(1, self.spec.replicas - self.spec.rollout.canary.replicas)})
 
     @property
     def resolution(self) -> ModelResolution:
@@ -122,14 +137,23 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
     if autoscaling and obs.deployment is not None and handover.owns_replicas(obs.deployment):
         claim = handover.claim(obs.deployment)
     image = obs.spec.image or config.server_image
-    ep = builders.Endpoint(obs.endpoint, obs.spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource, initial,
-                           model_revision=obs.rollout.header, storage=obs.storage, model_digest=resolution.digest)
+    decision = obs.rollout
+    ep = builders.Endpoint(obs.endpoint, obs.stable_spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource,
+                           initial, model_revision=decision.header, storage=obs.storage, model_digest=resolution.digest)
     children = builders.build_children(ep)
-    return ChildPlan(children.apply, children.absent if revisit else [], claim, initial is not None)
+    apply, absent = children.apply, children.absent if revisit else []
+    if decision.canary is not None and decision.canary_record is not None and not decision.canary_record.get("failed"):
+        rev = decision.canary
+        built = builders.build_deployment(dataclasses.replace(ep, model_uri=rev["uri"], model_revision=revisions.model_header(rev),
+                                                              model_digest=rev.get("digest")))
+        apply = apply + [canary.as_canary(built, obs.name, rev["revision"], obs.spec.rollout.canary.replicas)]
+    elif revisit or (obs.previous.get("canary") and not obs.previous["canary"].get("failed")):
+        absent = absent + [("apps/v1", "Deployment", canary.name(obs.name))]  # promoted, failed, or strategy changed
+    return ChildPlan(apply, absent, claim, initial is not None)
 
 
 def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
-    desired = endpoint_status.desired_replicas(obs.spec, obs.deployment)
+    desired = endpoint_status.desired_replicas(obs.stable_spec, obs.deployment)
     # A server pod that cannot fetch the model turns ModelResolved False (DownloadFailed); Ready pods tell the digest.
     report = download.download_report(list(obs.pods)) if obs.downloads_model else download.DownloadReport()
     status, recheck = endpoint_status.build_status(
@@ -147,7 +171,7 @@ def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
         model_digest=report.digest,
     )
     status = revisions.with_revisions(status, obs.rollout, obs.previous, obs.generation, now)
-    requeue = min(recheck, config.resync_seconds) if recheck is not None else config.resync_seconds
+    requeue = min(t for t in (recheck, obs.rollout.recheck_after, config.resync_seconds) if t is not None)
     return StatusPlan(status, transition_events(obs.previous, status), requeue)
 
 

@@ -8,14 +8,14 @@ TrainingJob and the last written status, so an operator restart continues where 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubeforge import conditions as cond
 from kubeforge.api.modelendpoint import ModelEndpointConditionType as Type
 from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
 from kubeforge.api.modelendpoint import ModelEndpointSpec
-from kubeforge.modelendpoint import gate
+from kubeforge.modelendpoint import canary, gate
 from kubeforge.modelendpoint.modelsource import ModelResolution
 
 HISTORY = 10  # revisions kept in status (newest first); an object must stay well under etcd's limit
@@ -31,6 +31,9 @@ class RolloutDecision:
     blocked: tuple[str, str] | None = None  # (reason, message) for RolloutBlocked=True
     allowed: str | None = None  # RolloutBlocked=False's message, where a gate or pin decided
     stop_reason: str = "replaced"  # why the revision served before stops, when `serve` is another
+    canary: dict[str, Any] | None = None  # strategy Canary: the new revision to run as canary (not judged yet)
+    canary_record: dict[str, Any] | None = None  # status.canary to write
+    recheck_after: float | None = None  # when the canary's bake ends
 
     @property
     def header(self) -> str | None:
@@ -104,8 +107,35 @@ def decide(spec: ModelEndpointSpec, resolution: ModelResolution, training_job: d
         if not verdict.passed:
             return _keep(current, resolution, Reason.PROMOTION_GATE_FAILED, f"new model {new['uri']} not promoted: {verdict.message}")
         numbered = _numbered(new, history)
+        if spec.rollout.strategy == "Canary" and current:
+            return _canary(current, numbered, resolution, previous.get("canary"))
         return RolloutDecision(resolution, numbered, allowed=f"revision {numbered['revision']} ({new['uri']}) {verdict.message}")
+    if spec.rollout.strategy == "Canary" and current:
+        return _canary(current, _numbered(new, history), resolution, previous.get("canary"))
     return RolloutDecision(resolution, _numbered(new, history))
+
+
+def _canary(current: dict[str, Any], new: dict[str, Any], resolution: ModelResolution, last: dict[str, Any] | None) -> RolloutDecision:
+    """The new revision runs as canary beside the serving one; a model whose canary failed is not tried again."""
+    if last and last.get("failed") and same_model(new, last):
+        blocked = _keep(current, resolution, Reason.CANARY_FAILED, f"new model {new['uri']} not promoted: canary of revision {new['revision']} failed: {last['failed']}; canary removed")
+        return replace(blocked, canary_record=last)
+    kept = ModelResolution(current["uri"], Reason.RESOLVED,
+                           f"serving revision {current['revision']} ({current['uri']}); revision {new['revision']} ({new['uri']}) runs as canary",
+                           current.get("digest"))
+    return RolloutDecision(kept, current, canary=new)
+
+
+def baked(decision: RolloutDecision, verdict: canary.Verdict, candidate: ModelResolution) -> RolloutDecision:
+    """The decision once the canary was judged (`candidate` is the spec's resolution of the new model)."""
+    rev = decision.canary
+    assert rev is not None
+    if verdict.state == "Passed":
+        return RolloutDecision(candidate, rev, allowed=f"{verdict.message}: promoted", stop_reason=f"replaced after the canary of revision {rev['revision']} passed")
+    if verdict.state == "Failed":
+        blocked = _keep(decision.serve, candidate, Reason.CANARY_FAILED, f"new model {rev['uri']} not promoted: {verdict.message}; canary removed")
+        return replace(blocked, canary_record=verdict.record)
+    return replace(decision, canary_record=verdict.record, allowed=verdict.message, recheck_after=verdict.recheck_after)
 
 
 def _pinned(number: int, history: list[dict[str, Any]], current: dict[str, Any] | None, resolution: ModelResolution) -> RolloutDecision:
@@ -116,14 +146,15 @@ def _pinned(number: int, history: list[dict[str, Any]], current: dict[str, Any] 
     message = f"pinned by spec.model.revision to revision {number}: {rev['uri']}"
     going_back = bool(current) and number < (current.get("revision") or 0)
     why = f"rolled back to revision {number} (spec.model.revision)" if going_back else f"pinned revision {number} (spec.model.revision)"
-    return RolloutDecision(ModelResolution(rev["uri"], Reason.RESOLVED, message), _unstopped(rev), allowed=message, stop_reason=why)
+    return RolloutDecision(ModelResolution(rev["uri"], Reason.RESOLVED, message, rev.get("digest")), _unstopped(rev), allowed=message, stop_reason=why)
 
 
 def _keep(current: dict[str, Any] | None, resolution: ModelResolution, reason: str, message: str) -> RolloutDecision:
     """Blocked: the served model stays (nothing is served when nothing was)."""
     if current is None:
         return RolloutDecision(ModelResolution(None, reason, message), None, (reason, message))
-    kept = ModelResolution(current["uri"], Reason.SERVING_PREVIOUS, f"{message}; serving revision {current['revision']} ({current['uri']})")
+    kept = ModelResolution(current["uri"], Reason.SERVING_PREVIOUS, f"{message}; serving revision {current['revision']} ({current['uri']})",
+                           current.get("digest"))
     return RolloutDecision(kept, current, (reason, message))
 
 
@@ -143,6 +174,8 @@ def _unstopped(rev: dict[str, Any]) -> dict[str, Any]:
 def with_revisions(status: dict[str, Any], decision: RolloutDecision, previous: dict[str, Any], generation: int, now: str) -> dict[str, Any]:
     """The status with model, modelShort, revisions and the RolloutBlocked condition (and kstatus Stalled while blocked)."""
     status = {**status, **_history(decision, previous, now)}
+    if decision.canary_record:
+        status["canary"] = decision.canary_record
     conditions = status["conditions"]
     if decision.blocked:
         reason, message = decision.blocked
