@@ -118,7 +118,8 @@ def decide(spec: ModelEndpointSpec, resolution: ModelResolution, training_job: d
 def _canary(current: dict[str, Any], new: dict[str, Any], resolution: ModelResolution, last: dict[str, Any] | None) -> RolloutDecision:
     """The new revision runs as canary beside the serving one; a model whose canary failed is not tried again."""
     if last and last.get("failed") and same_model(new, last):
-        blocked = _keep(current, resolution, Reason.CANARY_FAILED, f"new model {new['uri']} not promoted: canary of revision {new['revision']} failed: {last['failed']}; canary removed")
+        message = f"new model {new['uri']} not promoted: canary of revision {new['revision']} failed: {last['failed']}; canary removed"
+        blocked = _keep(current, resolution, Reason.CANARY_FAILED, message)
         return replace(blocked, canary_record=last)
     kept = ModelResolution(current["uri"], Reason.RESOLVED,
                            f"serving revision {current['revision']} ({current['uri']}); revision {new['revision']} ({new['uri']}) runs as canary",
@@ -131,9 +132,11 @@ def baked(decision: RolloutDecision, verdict: canary.Verdict, candidate: ModelRe
     rev = decision.canary
     assert rev is not None
     if verdict.state == "Passed":
-        return RolloutDecision(candidate, rev, allowed=f"{verdict.message}: promoted", stop_reason=f"replaced after the canary of revision {rev['revision']} passed")
+        why = f"replaced after the canary of revision {rev['revision']} passed"
+        return RolloutDecision(candidate, rev, allowed=f"{verdict.message}: promoted", stop_reason=why)
     if verdict.state == "Failed":
-        blocked = _keep(decision.serve, candidate, Reason.CANARY_FAILED, f"new model {rev['uri']} not promoted: {verdict.message}; canary removed")
+        message = f"new model {rev['uri']} not promoted: {verdict.message}; canary removed"
+        blocked = _keep(decision.serve, candidate, Reason.CANARY_FAILED, message)
         return replace(blocked, canary_record=verdict.record)
     return replace(decision, canary_record=verdict.record, allowed=verdict.message, recheck_after=verdict.recheck_after)
 
@@ -146,7 +149,8 @@ def _pinned(number: int, history: list[dict[str, Any]], current: dict[str, Any] 
     message = f"pinned by spec.model.revision to revision {number}: {rev['uri']}"
     going_back = bool(current) and number < (current.get("revision") or 0)
     why = f"rolled back to revision {number} (spec.model.revision)" if going_back else f"pinned revision {number} (spec.model.revision)"
-    return RolloutDecision(ModelResolution(rev["uri"], Reason.RESOLVED, message, rev.get("digest")), _unstopped(rev), allowed=message, stop_reason=why)
+    resolved = ModelResolution(rev["uri"], Reason.RESOLVED, message, rev.get("digest"))
+    return RolloutDecision(resolved, _unstopped(rev), allowed=message, stop_reason=why)
 
 
 def _keep(current: dict[str, Any] | None, resolution: ModelResolution, reason: str, message: str) -> RolloutDecision:
