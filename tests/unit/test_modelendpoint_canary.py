@@ -112,3 +112,13 @@ def test_a_canary_pod_whose_server_exited_fails_the_bake_with_its_exit_code():
     exited["status"].update(phase="Failed", containerStatuses=[{"name": "server", "state": {"terminated": {"exitCode": 1}}}])
     verdict = canary.judge(REV, None, (exited,), 1, 60, T0)
     assert (verdict.state, verdict.record["failed"]) == ("Failed", "pod c1 failed (exit code 1)")
+
+
+def test_the_gated_sample_canaries_one_of_its_two_pods():
+    import yaml
+
+    from kubeforge.api.modelendpoint import ModelEndpointSpec
+    from tests.chart import REPO
+
+    spec = ModelEndpointSpec.model_validate(yaml.safe_load((REPO / "samples" / "modelendpoint-gated.yaml").read_text())["spec"])
+    assert (spec.rollout.strategy, spec.rollout.canary.replicas, spec.rollout.canary.bake_seconds, spec.replicas) == ("Canary", 1, 120, 2)
