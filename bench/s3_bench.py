@@ -8,7 +8,7 @@
 3. Download to Ready: kubeforge-serve on a MiniLM export from a local directory, against the
    model-fetch step (download, verify) from S3 followed by the same server.
 
-    eval "$(hack/s3.sh up)"; python bench/s3_bench.py [--repeats 3]
+    eval "$(hack/s3.sh up)"; python bench/s3_bench.py [--repeats 3] [--tiny] [--results-dir DIR]
 
 Writes bench/results/s3_bench.json and s3_bench.png. Not a timed test: numbers from a shared machine are noisy.
 """
@@ -104,13 +104,13 @@ def bench_store(engine, store, scratch: Path, step: int) -> dict:
     return {"save": write + upload, "upload": upload, "restore": timed(restore), "bytes": sum(f["size"] for f in files.values())}
 
 
-def bench_baseline(bucket, local: Path, prefix: str) -> dict:
+def bench_baseline(bucket, local: Path, prefix: str, configs=BASELINE_CONFIGS) -> dict:
     """obstore.put of the same files, files in parallel, the best (part size, concurrency): what the library alone does."""
     import obstore
 
     paths = [p for p in local.rglob("*") if p.is_file()]
     best = {"seconds": float("inf")}
-    for part_mib, concurrency in BASELINE_CONFIGS:
+    for part_mib, concurrency in configs:
         def put(path: Path):
             obstore.put(bucket.store, f"{prefix}/{part_mib}-{concurrency}/{path.relative_to(local)}", path,
                         chunk_size=part_mib * 2**20, max_concurrency=concurrency)
@@ -162,7 +162,12 @@ def fetch_then_ready(uri: str, dest: Path, log: Path) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="one round, one baseline configuration: proves the bench runs")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.tiny:
+        args.repeats = 1
+    configs = BASELINE_CONFIGS[1:2] if args.tiny else BASELINE_CONFIGS
     if not os.environ.get("AWS_ENDPOINT_URL"):
         sys.exit('no store: eval "$(hack/s3.sh up)" first')
     from kubeforge import servecontract as sc
@@ -179,7 +184,7 @@ def main() -> int:
     for i in range(args.repeats):
         volume_save, volume_restore = bench_volume(engine, work / "volume", 10 + i)
         s3 = bench_store(engine, store, work / "scratch", 10 + i)
-        baseline = bench_baseline(store.bucket, work / "scratch" / "save", f"{prefix}/baseline-{i}")
+        baseline = bench_baseline(store.bucket, work / "scratch" / "save", f"{prefix}/baseline-{i}", configs)
         runs.append({"volumeSave": volume_save, "volumeRestore": volume_restore, "s3Save": s3["save"], "s3Upload": s3["upload"],
                      "s3Restore": s3["restore"], "bytes": s3["bytes"], "baseline": baseline})
         print(f"run {i}: {json.dumps(runs[-1])}", flush=True)
@@ -208,9 +213,9 @@ def main() -> int:
         "serve": {"localReadyS": med("localReady", ready), "fetchS": med("fetch", ready), "s3ReadyS": med("fetchThenReady", ready)},
         "runs": runs, "readyRuns": ready,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "s3_bench.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, RESULTS / "s3_bench.png")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / "s3_bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, args.results_dir / "s3_bench.png")
     print(json.dumps({k: result[k] for k in ("checkpointBytes", "modelBytes", "checkpoint", "serve")}, indent=1))
     print(f"checkpoint upload: {ours / 1e6:.0f} MB/s vs obstore's best {best / 1e6:.0f} MB/s = {ours / best:.2f} (goal >= 0.8)")
     shutil.rmtree(work, ignore_errors=True)

@@ -67,3 +67,10 @@ def test_gpu_check_tiny_runs_the_cpu_reference_and_says_why_it_skips_what_it_can
     proc = run_bench("gpu_check.py", "--tiny", timeout=300)
     checks = {line["check"]: line for line in map(json.loads, proc.stdout.splitlines())}
     assert {"onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"} <= checks.keys()
+
+
+def test_s3_bench_tiny_writes_its_json_and_plot(s3, tmp_path):
+    run_bench("s3_bench.py", "--tiny", "--results-dir", str(tmp_path), timeout=900)
+    result = json.loads((tmp_path / "s3_bench.json").read_text())
+    assert result["upload"]["ratio"] > 0 and result["serve"]["s3ReadyS"] > result["serve"]["fetchS"] > 0
+    assert (tmp_path / "s3_bench.png").stat().st_size > 0
