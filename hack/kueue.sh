@@ -87,20 +87,26 @@ EOF
 register_webhooks() {  # port
   local ca
   ca="$(base64 -w0 <"$STATE/certs/ca.crt")"
-  kubectl create --dry-run=client -o json -f "$BIN/kueue-config/manifests.yaml" \
+  kubectl create --dry-run=client --validate=false -o json -f "$BIN/kueue-config/manifests.yaml" \
     | PORT="$1" CA="$ca" PREFIX="$WEBHOOK_PREFIX" python3 -c '
 import json, os, sys
+port, ca, prefix = os.environ["PORT"], os.environ["CA"], os.environ["PREFIX"]
 wanted = ("batch-v1-job", "kueue-x-k8s-io-")
-items = json.load(sys.stdin)["items"]
+text, items, at = sys.stdin.read(), [], 0
+decoder = json.JSONDecoder()
+while text[at:].strip():  # kubectl prints one JSON object per document
+    at += len(text[at:]) - len(text[at:].lstrip())
+    obj, at = decoder.raw_decode(text, at)
+    items.append(obj)
 for config in items:
     kind = "mutating" if config["kind"].startswith("Mutating") else "validating"
-    config["metadata"] = {"name": f"{os.environ[\"PREFIX\"]}-{kind}"}
+    config["metadata"] = {"name": prefix + "-" + kind}
     kept = []
     for hook in config["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         if not any(w in path for w in wanted):
             continue
-        hook["clientConfig"] = {"url": f"https://127.0.0.1:{os.environ[\"PORT\"]}{path}", "caBundle": os.environ["CA"]}
+        hook["clientConfig"] = {"url": "https://127.0.0.1:" + port + path, "caBundle": ca}
         hook["failurePolicy"] = "Ignore"
         kept.append(hook)
     config["webhooks"] = kept

@@ -45,5 +45,5 @@ def patch_status_if_changed(client: KubeClient, obj: dict[str, Any], previous: d
     if previous.get("phase") != new.get("phase"):
         metrics.TRANSITIONS.labels(kind=obj["kind"], phase=new.get("phase")).inc()
         log.info("%s %s/%s: %s -> %s: %s", obj["kind"], meta["namespace"], meta["name"], previous.get("phase"),
-                 new.get("phase"), new.get("message") or new.get("reason") or "")
+                 new.get("phase"), new.get("message") or new.get("reason") or new.get("ready") or "")
     return True
