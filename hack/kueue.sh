@@ -143,7 +143,12 @@ up() {
     local crd files=()
     for crd in "$BIN"/kueue-config/kueue.x-k8s.io_*.yaml; do files+=(-f "$crd"); done
     kubectl apply --server-side --force-conflicts --field-manager=kubeforge-hack "${files[@]}" >/dev/null
-    kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+    # A CRD created a moment ago has no status.conditions yet, which `kubectl wait` reports as an error.
+    local deadline=$((SECONDS + 60))
+    until kubectl wait --for=condition=Established "${files[@]}" --timeout=10s >/dev/null 2>&1; do
+      (( SECONDS < deadline )) || die "Kueue's CRDs not Established after 60s"
+      sleep 1
+    done
     kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
     make_certs
     webhook="$(free_port)"; metrics="$(free_port)"; health="$(free_port)"
