@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv binaries helm cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
+.PHONY: help venv binaries helm kueue kueue-up kueue-down cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
         test test-unit test-integration test-workload demo bench bench-train bench-serve bench-s3 seaweedfs s3-up s3-down \
         images kind-up kind-e2e kind-down clean
 
@@ -33,6 +33,15 @@ s3-up:  ## start the local S3 store (SeaweedFS on 127.0.0.1) and print its env
 s3-down:  ## stop the local S3 store and delete its data
 	@hack/s3.sh down
 
+kueue:  ## build Kueue's controller manager from its Go module (cached; hack/kueue/README.md)
+	@hack/build-binaries.sh kueue
+
+kueue-up: kueue  ## run Kueue against the local cluster (webhooks on 127.0.0.1, queues for the GPU pools)
+	@hack/kueue.sh up
+
+kueue-down:  ## stop Kueue
+	@hack/kueue.sh down
+
 cluster-up: binaries  ## start the local kwok cluster with GPU node pools (real control plane)
 	@hack/cluster.sh up
 
@@ -54,13 +63,13 @@ crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
 crds-check: venv  ## fail when crds/ drifted from the API models
 	@$(PY) -m kubeforge.crds --check
 
-test: venv binaries helm seaweedfs  ## all tests: unit, integration (local cluster), workload, e2e
+test: venv binaries helm seaweedfs kueue  ## all tests: unit, integration (local cluster), workload, e2e
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests
 
 test-unit: venv helm  ## fast unit tests only (helm renders the chart)
 	@$(PYTEST) tests/unit
 
-test-integration: venv binaries  ## operator against the local cluster
+test-integration: venv binaries kueue  ## operator against the local cluster
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests/integration
 
 test-workload: venv seaweedfs  ## trainer and server as real processes

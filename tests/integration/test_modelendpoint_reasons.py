@@ -6,14 +6,9 @@ import pytest
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import wait_for
-from tests.integration.modelendpoint_kit import Kit, condition, endpoint
+from tests.integration.modelendpoint_kit import Kit, condition, endpoint, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator) -> Kit:  # noqa: F811
-    return Kit(cluster, namespace)
 
 
 def wide(kit: Kit, name: str) -> list[str]:

@@ -6,27 +6,14 @@ import pytest
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import wait_for
-from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job
+from tests.integration.trainingjob_kit import condition, fake_job, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def kit(cluster, namespace, operator):  # noqa: F811
-    kit = TrainingJobKit(cluster, namespace)
-    return kit
 
 
 def condition_of(obj: dict, type_: str) -> dict:
     """The condition, or {} while the operator has not written it (a poll may come first)."""
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
-
-
-def wide(kit: TrainingJobKit, name: str) -> str:
-    """The job's line of `kubectl get tj -o wide`."""
-    out = kit.cluster.kubectl("get", "tj", name, "-n", kit.namespace, "-o", "wide").stdout
-    print(out)  # the closing note quotes these lines
-    return out.splitlines()[1]
 
 
 def test_a_job_too_big_for_its_pool_with_a_missing_claim_says_both_and_holds_no_gpu(kit):
@@ -48,7 +35,7 @@ def test_a_job_too_big_for_its_pool_with_a_missing_claim_says_both_and_holds_no_
     assert condition(obj, "Stalled")["status"] == "True"
     # Released at once: the Job is suspended, so no worker holds a GPU while it cannot run.
     wait_for(lambda: kit.jobs("huge")[0].spec.suspend is True and not kit.pods("huge"), timeout=60, message="workers released")
-    assert "ExceedsPoolCapacity" in wide(kit, "huge").split()
+    assert "ExceedsPoolCapacity" in kit.wide("huge")
     assert {"ExceedsPoolCapacity", "WorkersReleased"} <= {e.reason for e in kit.events("huge")}
     described = kit.cluster.kubectl("describe", "tj", "huge", "-n", kit.namespace).stdout
     events = described[described.index("Events:"):]
@@ -59,7 +46,7 @@ def test_a_missing_claim_alone_is_the_reason(kit):
     kit.create(fake_job("noclaim", nodes=2).gpus(1).checkpoint(volume="pvc://no-such-claim"))
     obj = kit.wait_status("noclaim", timeout=60, reason="MissingVolume")
     assert 'persistentvolumeclaim "no-such-claim" not found' in condition(obj, "Running")["message"]
-    assert wide(kit, "noclaim").split()[1:3] == ["Pending", "MissingVolume"]
+    assert kit.wide("noclaim")[1:3] == ["Pending", "MissingVolume"]
 
 
 def test_workers_partly_placed_past_the_schedule_deadline_are_released_then_placed_again(kit, namespace):
@@ -73,8 +60,8 @@ def test_workers_partly_placed_past_the_schedule_deadline_are_released_then_plac
 
     short = kit.wait_status("gang", timeout=60, reason="InsufficientGPU")["status"]
     assert "Insufficient nvidia.com/gpu" in short["message"], short["message"]
-    line = wide(kit, "gang")
-    assert line.split()[1:3] == ["Pending", "InsufficientGPU"], line
+    line = kit.wide("gang")
+    assert line[1:3] == ["Pending", "InsufficientGPU"], line
 
     released = wait_for(lambda: condition_of(kit.get("gang"), "Stalled").get("status") == "True" and kit.get("gang"),
                         timeout=60, message="Stalled after the schedule deadline")
@@ -83,7 +70,7 @@ def test_workers_partly_placed_past_the_schedule_deadline_are_released_then_plac
     assert "workers not all placed within 8s" in stalled["message"] and "released the placed workers" in stalled["message"]
     wait_for(lambda: kit.jobs("gang")[0].spec.suspend is True and not kit.pods("gang"), timeout=60, message="workers released")
     assert "WorkersReleased" in {e.reason for e in kit.events("gang")}
-    wide(kit, "gang")
+    kit.wide("gang")
 
     for pod in filler:
         kit.core.delete_namespaced_pod(pod["metadata"]["name"], namespace)

@@ -1,4 +1,4 @@
-"""Beyond the happy path: idempotent re-applies, elastic replacement in place, and Kueue admission."""
+"""Beyond the happy path: idempotent re-applies and elastic replacement in place (Kueue: test_trainingjob_kueue.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.integration.clusterkit import wait_for
-from tests.integration.trainingjob_kit import TrainingJobKit, condition, fake_job, reconciles, kit_fixture  # noqa: F401 (the fixture `kit`)
+from tests.integration.trainingjob_kit import TrainingJobKit, fake_job, reconciles, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +56,3 @@ def test_an_elastic_job_replaces_a_lost_worker_without_a_group_restart(kit):
     wait_for(replaced, timeout=60, message="worker 1 replaced in place")
     status = kit.wait_running("stretch", restarts=0, attempt=1)["status"]
     assert status["workers"]["ready"] == 3
-
-
-def test_a_queued_job_is_created_suspended_for_kueue_to_admit(kit):
-    kit.create(fake_job("queued", nodes=2).queue("team-a"))
-    waiting = kit.wait_status("queued", phase="Pending")
-    wait_for(lambda: condition(kit.get("queued"), "Running")["reason"] == "WaitingForAdmission", timeout=30, message="waiting for admission")
-    (job,) = kit.jobs("queued")
-    assert job.spec.suspend is True and job.metadata.labels["kueue.x-k8s.io/queue-name"] == "team-a"
-    assert not kit.pods("queued") and waiting["status"]["restarts"] == 0
-    # What Kueue does on admission: the workers start and the job runs.
-    kit.batch.patch_namespaced_job(job.metadata.name, kit.namespace, {"spec": {"suspend": False}})
-    kit.wait_running("queued")

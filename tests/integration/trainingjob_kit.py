@@ -65,6 +65,12 @@ class TrainingJobKit:
         self.annotate_pod(pod, fakepods.fake_exit(code))
         return pod
 
+    def wide(self, name: str) -> list[str]:
+        """The job's line of `kubectl get tj -o wide`, split (printed: closing notes quote these lines)."""
+        out = self.cluster.kubectl("get", "tj", name, "-n", self.namespace, "-o", "wide").stdout
+        print(out)
+        return out.splitlines()[1].split()
+
     def events(self, name: str) -> list[Any]:
         selector = f"involvedObject.name={name},involvedObject.kind=TrainingJob"
         return self.core.list_namespaced_event(self.namespace, field_selector=selector).items
