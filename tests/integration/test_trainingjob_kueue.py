@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.integration import fakepods
 from tests.integration.clusterkit import wait_for
 from tests.integration.kueue_kit import CLUSTER_QUEUE, KueueKit, kueue_running
-from tests.integration.trainingjob_kit import PLURAL, TrainingJobKit, condition, fake_job
+from tests.integration.trainingjob_kit import PLURAL, TrainingJobKit, condition, fake_job, kit_fixture  # noqa: F401 (the fixture `kit`)
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +20,10 @@ def kueue(cluster):
 
 
 @pytest.fixture
-def kit(cluster, namespace, operator, kueue):  # noqa: F811
-    kit = TrainingJobKit(cluster, namespace)
-    kit.ensure_trainer_role()
+def queues(cluster, namespace, kit, kueue):  # noqa: F811
+    """LocalQueues in the test's namespace; afterwards its TrainingJobs go and Kueue releases their quota."""
     queues = KueueKit(cluster, namespace)
-    yield kit, queues
+    yield queues
     queues.release_quota(lambda: kit.custom.delete_collection_namespaced_custom_object("kubeforge.io", "v1alpha1", namespace, PLURAL))
 
 
@@ -38,8 +35,7 @@ def admission(kit: TrainingJobKit, name: str) -> dict:
     return kit.get(name).get("status", {}).get("admission") or {}
 
 
-def test_a_queued_job_waits_suspended_until_kueue_admits_it_then_all_workers_start(kit):
-    kit, queues = kit
+def test_a_queued_job_waits_suspended_until_kueue_admits_it_then_all_workers_start(kit, queues):
     kit.create(gang("queued", nodes=3))
     # No LocalQueue yet: Kueue holds the workload, the Job stays suspended, no worker exists.
     wait_for(lambda: admission(kit, "queued").get("state") == "Inadmissible", timeout=60, message="inadmissible without a LocalQueue")
@@ -61,8 +57,7 @@ def test_a_queued_job_waits_suspended_until_kueue_admits_it_then_all_workers_sta
     assert pod_set["count"] == 3 and pod_set["template"]["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "8"
 
 
-def test_two_jobs_that_do_not_fit_together_run_one_after_the_other(kit):
-    kit, queues = kit
+def test_two_jobs_that_do_not_fit_together_run_one_after_the_other(kit, queues):
     queues.local_queue("team-a")
     kit.create(gang("first", nodes=FULL_POOL))
     kit.wait_running("first", timeout=90)
@@ -81,8 +76,7 @@ def test_two_jobs_that_do_not_fit_together_run_one_after_the_other(kit):
     assert second["workers"]["ready"] == 2 and second["admission"]["state"] == "Admitted"
 
 
-def test_a_higher_priority_job_preempts_a_running_one_which_resumes_from_its_checkpoint(kit):
-    kit, queues = kit
+def test_a_higher_priority_job_preempts_a_running_one_which_resumes_from_its_checkpoint(kit, queues):
     queues.local_queue("team-a")
     queues.priority_class("kubeforge-test-low", 100)
     queues.priority_class("kubeforge-test-high", 1000)
@@ -91,8 +85,7 @@ def test_a_higher_priority_job_preempts_a_running_one_which_resumes_from_its_che
     low.set("runPolicy.activeDeadlineSeconds", 60).set("runPolicy.progressDeadlineSeconds", 45)
     kit.create(low)
     kit.wait_running("low", timeout=90)
-    rank0 = kit.worker("low", 1, 0).metadata.name
-    kit.annotate_pod(rank0, {"kubeforge.io/progress": json.dumps({"step": 40, "totalSteps": 100, "checkpoint": "step-40"})})
+    kit.report_progress("low", {"step": 40, "totalSteps": 100, "checkpoint": "step-40", "attempt": 1})
     kit.wait_status("low", lastCheckpoint="step-40")
 
     kit.create(gang("high", nodes=2).set("scheduling.priorityClassName", "kubeforge-test-high")
