@@ -101,8 +101,8 @@ class Ray(ApiModel):
 
 
 class Elastic(ApiModel):
-    """Elastic training (torchrun --nnodes=min:max): a lost worker is replaced in place, without a group
-    restart, while at least minNodes run; spec.nodes may change between minNodes and maxNodes while running."""
+    # One line: kubectl explain prints a docstring's line breaks as they are.
+    """Elastic training (torchrun --nnodes=min:max): a lost worker is replaced in place, without a group restart, while at least minNodes run; spec.nodes may change between minNodes and maxNodes while running."""  # noqa: E501
 
     min_nodes: int = Field(..., ge=1, le=1024, description="Fewest workers the group keeps running with; below it the group restarts.")
     max_nodes: int = Field(..., ge=1, le=1024, description="Most workers the rendezvous accepts (the upper bound for spec.nodes).")
@@ -124,8 +124,7 @@ class Checkpoint(ApiModel):
 
 
 class Output(ApiModel):
-    """Where rank 0 exports the final model (Hugging Face files and ONNX); it becomes status.result.modelUri,
-    which a ModelEndpoint's model.trainingJobRef serves."""
+    """Where rank 0 exports the final model (Hugging Face files and ONNX); it becomes status.result.modelUri, which a ModelEndpoint's model.trainingJobRef serves."""  # noqa: E501
 
     uri: str = Field(
         ..., pattern=STORAGE_URI,
