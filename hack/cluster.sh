@@ -22,6 +22,8 @@ NAME="${KUBEFORGE_CLUSTER_NAME:-kubeforge}"
 WORKDIR="${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$NAME"
 KUBECONFIG_PATH="$WORKDIR/kubeconfig.yaml"
 CONFIGS=("$HERE/kwok/kwokctl.yaml" "$HERE/kwok/stages/nodes.yaml" "$HERE/kwok/stages/pods.yaml")
+# One audit line per request (user agent, verb, resource) in $WORKDIR/logs/audit.log: see the policy.
+AUDIT_POLICY="$HERE/kwok/audit-policy.yaml"
 # Written after a successful create: which config (and binaries) the running
 # cluster was made from, so a changed stage file leads to a fresh cluster.
 STAMP="$WORKDIR/kubeforge.config.sha256"
@@ -45,7 +47,7 @@ ensure_binaries() {
 }
 
 config_stamp() {
-  { cat "${CONFIGS[@]}"; for b in "${BINARIES[@]}"; do echo "$b $(stat -c %s:%Y "$BIN/$b")"; done; } | sha256sum | cut -d' ' -f1
+  { cat "${CONFIGS[@]}" "$AUDIT_POLICY"; for b in "${BINARIES[@]}"; do echo "$b $(stat -c %s:%Y "$BIN/$b")"; done; } | sha256sum | cut -d' ' -f1
 }
 
 ready() {  # the API server answers /readyz with the kubeconfig we hand out
@@ -82,6 +84,7 @@ create() {
   kwokctl create cluster \
     --runtime binary \
     "${CONFIGS[@]/#/--config=}" \
+    --kube-audit-policy "$AUDIT_POLICY" \
     --kube-apiserver-binary "$BIN/kube-apiserver" \
     --kube-controller-manager-binary "$BIN/kube-controller-manager" \
     --kube-scheduler-binary "$BIN/kube-scheduler" \

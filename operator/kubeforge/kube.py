@@ -16,6 +16,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubeforge import FIELD_MANAGER, metrics
+from kubeforge.applymemo import ApplyMemo
+from kubeforge.identity import USER_AGENT
+from kubeforge.settings import SETTINGS
 from kubeforge.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -39,9 +42,15 @@ PLURALS = {
     "Workload": "workloads",
     "TrainingJob": "trainingjobs",
     "ModelEndpoint": "modelendpoints",
+    "Lease": "leases",
 }
 # Connect fast, but let a list of many pods take its time.
 REQUEST_TIMEOUT = (5, 30)
+# What this process applied; a re-apply of the same object within a relist period (the periodic
+# pass over every custom resource, kubeforge.resync) is skipped.
+APPLIED = ApplyMemo(ttl=SETTINGS.relist_seconds)
+# Objects per page of a list (the API server's own clients use 500).
+LIST_PAGE = 500
 
 
 
@@ -53,7 +62,7 @@ class KubeClient(Protocol):
     def list_(self, api_version: str, kind: str, namespace: str | None, selector: str = "",
               field_selector: str = "", limit: int | None = None) -> list[dict[str, Any]]: ...
 
-    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
+    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, if_changed: bool = False) -> dict[str, Any] | None: ...
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> bool: ...
 
@@ -80,6 +89,7 @@ def api_client() -> client.ApiClient:
             except config.ConfigException:
                 config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
             _api_client = client.ApiClient()
+            _api_client.user_agent = USER_AGENT  # the audit log tells replicas apart by it
         return _api_client
 
 
@@ -128,12 +138,34 @@ def _send(method: str, path: str, body: Any, query: list | None, content_type: s
     )
 
 
-def apply(obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
-    """Server-side apply under field manager `kubeforge`; deterministic names make retries converge."""
+def apply(obj: dict[str, Any], field_manager: str = FIELD_MANAGER, if_changed: bool = False) -> dict[str, Any] | None:
+    """Server-side apply under field manager `kubeforge`; deterministic names make retries converge.
+
+    if_changed: skip (and return None) when this process applied the same object less than a
+    resync period ago (kubeforge.applymemo); for callers that do not need the object back.
+    """
+    if if_changed and APPLIED.unchanged(obj, field_manager):
+        return None
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
     query = [("fieldManager", field_manager), ("force", "true")]
-    return _call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
+    result = _call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
+    APPLIED.record(obj, field_manager)
+    return result
+
+
+def create(obj: dict[str, Any]) -> dict[str, Any]:
+    """POST: fails with 409 when the object exists (the Lease's first holder wins)."""
+    meta = obj["metadata"]
+    return _call("POST", resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj,
+                 content_type="application/json")
+
+
+def replace(obj: dict[str, Any]) -> dict[str, Any]:
+    """PUT with the object's resourceVersion: fails with 409 when someone wrote it since it was read."""
+    meta = obj["metadata"]
+    return _call("PUT", resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]), body=obj,
+                 content_type="application/json")
 
 
 def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -147,12 +179,20 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
 
 def list_(api_version: str, kind: str, namespace: str | None, selector: str = "", field_selector: str = "",
           limit: int | None = None) -> list[dict[str, Any]]:
+    """Every object the selectors match, LIST_PAGE at a time (a big list costs the API server one burst);
+    with `limit`, only the first page of that size (a probe)."""
+    items: list[dict[str, Any]] = []
     query = [("labelSelector", selector)] if selector else []
     if field_selector:
         query.append(("fieldSelector", field_selector))
-    if limit:
-        query.append(("limit", str(limit)))
-    return _call("GET", resource_path(api_version, kind, namespace), query=query).get("items", [])
+    token = ""
+    while True:
+        page = _call("GET", resource_path(api_version, kind, namespace),
+                     query=query + [("limit", str(limit or LIST_PAGE))] + ([("continue", token)] if token else []))
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token or limit:
+            return items
 
 
 def unless_refused(call: Callable[[], T], fallback: T) -> T:
@@ -168,6 +208,7 @@ def unless_refused(call: Callable[[], T], fallback: T) -> T:
 
 def delete(api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> bool:
     """True when something was deleted; a missing object is not an error (retries converge)."""
+    APPLIED.forget(kind, namespace, name)
     body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
     try:
         _call("DELETE", resource_path(api_version, kind, namespace, name), body=body, content_type="application/json")

@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from kubeforge import logsetup
+from kubeforge import identity, logsetup, metrics
 from kubeforge.api.modelendpoint import KIND as MODEL_ENDPOINT
 from kubeforge.api.trainingjob import KIND as TRAINING_JOB
 from kubeforge.health import HEALTH
+from kubeforge.leader import LeaderElector
 from kubeforge.modelendpoint import controller as modelendpoint_controller
 from kubeforge.resync import Resync
 from kubeforge.settings import SETTINGS, Settings
@@ -26,10 +29,12 @@ from kubeforge.workqueue import WorkQueue
 log = logging.getLogger("kubeforge")
 # Each controller's setup registers its reconciler on the queue and its watches on the registry.
 CONTROLLERS = (trainingjob_controller.setup, modelendpoint_controller.setup)
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = SETTINGS) -> None:
     """Everything the operator runs, registered on `registry`: the controllers, the queue's lifecycle, its probe."""
+    identity.setup(registry)
     for setup_controller in CONTROLLERS:
         setup_controller(registry, queue)
     resync = Resync(HEALTH, queue.add, config.watch_namespaces, config.resync_seconds, config.relist_seconds,
@@ -40,7 +45,14 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
         configure_kopf(settings, config)
         host, port = config.metrics_addr.rsplit(":", 1)
         start_http_server(int(port), addr=host)
-        memo.queue_task = asyncio.create_task(queue.run(), name="kubeforge-workqueue")
+        # The watches run in every replica (a standby's are warm when it takes over); the queue's
+        # workers, and with them every write, only in the one holding the Lease.
+        if config.leader_election:
+            memo.elector = elector(config)
+            memo.queue_task = asyncio.create_task(memo.elector.run(queue.run, stop=lost_lease), name="kubeforge-leader")
+        else:
+            metrics.LEADER.set(1)
+            memo.queue_task = asyncio.create_task(queue.run(), name="kubeforge-workqueue")
         # A watched kind with neither an event nor a list for three resync periods is a dead watch.
         HEALTH.stale_after = 3 * config.resync_seconds + 30
         memo.resync_task = asyncio.create_task(resync.run(), name="kubeforge-resync")
@@ -51,6 +63,8 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
         for task in (memo.get("queue_task"), memo.get("resync_task")):
             if task:
                 task.cancel()
+        if memo.get("elector"):
+            await asyncio.to_thread(memo.elector.release)
 
     @kopf.on.probe(id="watches", registry=registry)
     async def watch_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
@@ -69,6 +83,25 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
         return {"depth": queue.depth, "running": len(queue.running)}
 
 
+def elector(config: Settings) -> LeaderElector:
+    namespace = config.leader_election_namespace or _pod_namespace() or "default"
+    return LeaderElector(namespace, config.leader_election_lease, identity.IDENTITY, duration=config.lease_duration_seconds,
+                         renew_deadline=0.7 * config.lease_duration_seconds, retry=max(0.5, config.lease_duration_seconds / 5))
+
+
+def _pod_namespace() -> str:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def lost_lease() -> None:
+    """Another replica may lead from now on: stop at once, before a pass in flight writes (client-go exits too)."""
+    logging.shutdown()
+    os._exit(1)
+
+
 def configure_kopf(kopf_settings: kopf.OperatorSettings, config: Settings) -> None:
     # A watch that silently stops delivering events is kopf's most reported failure:
     # the server closes each watch after server_timeout, and the client gives up on a
@@ -77,6 +110,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: Settings) -> No
     kopf_settings.watching.server_timeout = int(config.watch_timeout_seconds)
     kopf_settings.watching.client_timeout = int(config.watch_timeout_seconds) + 30
     kopf_settings.watching.connect_timeout = 10
+    # The initial list of each watch in pages, not one response with every object of a kind.
+    kopf_settings.watching.chunk_size = 500
     kopf_settings.networking.request_timeout = 30
     # Scanning CRDs and namespaces would need cluster-wide list/watch on both; the
     # resources we serve are fixed, so least-privilege RBAC wins.

@@ -17,3 +17,4 @@ TRANSITIONS = Counter(
 API_REQUESTS = Counter(
     "kubeforge_operator_api_requests_total", "Requests the reconcilers sent to the API server", ["verb", "resource", "code"]
 )
+LEADER = Gauge("kubeforge_operator_leader", "1 while this replica holds the leader Lease (always 1 without leader election)")

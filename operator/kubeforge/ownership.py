@@ -69,9 +69,11 @@ class OwnedApplier:
         self._ours: OrderedDict[tuple[str, str, str, str], tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def apply_all(self, children: list[dict[str, Any]], owner_uid: str, checked: bool = False) -> list[dict[str, Any]]:
+    def apply_all(self, children: list[dict[str, Any]], owner_uid: str, checked: bool = False,
+                  if_changed: bool = True) -> list[dict[str, Any] | None]:
         """Check every child first (unless `checked` by ensure_free), then apply them in order: a NameConflict
-        comes before anything is written.
+        comes before anything is written. With `if_changed`, a child this process applied unchanged within a
+        relist period is not sent again, and its result is None (kubeforge.applymemo).
 
         Raises Refused (NameConflict, or a 4xx the API server will repeat until something changes);
         other errors (409, 429, 5xx, the network) pass through for the work queue to retry.
@@ -81,7 +83,7 @@ class OwnedApplier:
         applied = []
         for child in children:
             with _refusals(child):
-                applied.append(self._apply_checked(child, owner_uid))
+                applied.append(self._apply_checked(child, owner_uid, if_changed))
         return applied
 
     def apply(self, child: dict[str, Any], owner_uid: str) -> dict[str, Any]:
@@ -118,14 +120,15 @@ class OwnedApplier:
             return [(kind, name, _holder(current))]
         return []
 
-    def _apply_checked(self, child: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+    def _apply_checked(self, child: dict[str, Any], owner_uid: str, if_changed: bool = True) -> dict[str, Any] | None:
         known = self._remembered(child, owner_uid)
         if known:
             # The uid is a precondition: an object re-created under this name by someone else fails
             # the apply (the API server refuses to change an immutable uid) instead of being taken over.
             pinned = {**child, "metadata": {**child["metadata"], "uid": known}}
             try:
-                return self._applied(self.client.apply(pinned), child, owner_uid)
+                result = self.client.apply(pinned, if_changed=if_changed)
+                return self._applied(result, child, owner_uid) if result is not None else None
             except Exception as exc:
                 if getattr(exc, "status", None) not in (409, 422):
                     raise

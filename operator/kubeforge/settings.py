@@ -20,8 +20,12 @@ class Settings:
     metrics_addr: str = "127.0.0.1:8082"
     workers: int = 4
     resync_seconds: float = 60.0
-    # Every TrainingJob and ModelEndpoint is listed and re-queued this often (jittered): catches missed events.
-    relist_seconds: float = 300.0
+    # Every TrainingJob and ModelEndpoint is listed and re-queued this often (jittered): catches missed
+    # events and undoes drift in children (applies skipped as unchanged are sent again after this long).
+    # Hours, not minutes: each pass costs a few reads per resource, and events do the real work.
+    relist_seconds: float = 3 * 3600.0
+    # A TrainingJob's progress (rank 0 reports every few seconds) is written at most this often.
+    progress_write_seconds: float = 30.0
     # Each watch request lasts this long on the server (kopf's server_timeout) before it is renewed.
     watch_timeout_seconds: float = 120.0
     # A ModelEndpoint whose rollout had completed turns Degraded after this long short of Ready replicas.
@@ -34,6 +38,11 @@ class Settings:
     # Each TrainingJob gets a ServiceAccount whose Role may patch only the job's progress
     # ConfigMap, so rank 0 can report progress; False: no ServiceAccount token in training pods.
     trainer_progress: bool = True
+    # Leader election on a Lease (kubeforge.leader): on in the chart, which runs 2 replicas.
+    leader_election: bool = False
+    leader_election_namespace: str = ""  # empty: the pod's own namespace, else "default"
+    leader_election_lease: str = "kubeforge-operator"
+    lease_duration_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -49,6 +58,7 @@ class Settings:
             workers=int(env.get("KUBEFORGE_WORKERS", d.workers)),
             resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
             relist_seconds=float(env.get("KUBEFORGE_RELIST_SECONDS", d.relist_seconds)),
+            progress_write_seconds=float(env.get("KUBEFORGE_PROGRESS_WRITE_SECONDS", d.progress_write_seconds)),
             watch_timeout_seconds=float(env.get("KUBEFORGE_WATCH_TIMEOUT_SECONDS", d.watch_timeout_seconds)),
             endpoint_degraded_after_seconds=float(
                 env.get("KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS", d.endpoint_degraded_after_seconds)
@@ -58,6 +68,10 @@ class Settings:
                 env.get("KUBEFORGE_ENDPOINT_START_DEADLINE_SECONDS", d.endpoint_start_deadline_seconds)
             ),
             trainer_progress=env.get("KUBEFORGE_TRAINER_PROGRESS", "true").lower() not in ("false", "0", "no"),
+            leader_election=env.get("KUBEFORGE_LEADER_ELECTION", "false").lower() in ("1", "true", "yes"),
+            leader_election_namespace=env.get("KUBEFORGE_LEADER_ELECTION_NAMESPACE", d.leader_election_namespace),
+            leader_election_lease=env.get("KUBEFORGE_LEADER_ELECTION_LEASE", d.leader_election_lease),
+            lease_duration_seconds=int(env.get("KUBEFORGE_LEASE_DURATION_SECONDS", d.lease_duration_seconds)),
         )
 
 

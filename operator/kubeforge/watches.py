@@ -12,7 +12,12 @@ import kopf
 
 from kubeforge import API_VERSION, GROUP, VERSION, kube, metrics
 from kubeforge.health import HEALTH, WatchedKind
+from kubeforge.statuswrite import OWN_WRITES
 from kubeforge.workqueue import WorkQueue
+
+# On every child of every kind (names.labels, modelendpoint.builders.labels): the one server-side
+# selector left when two owners with different labels watch the same child kind.
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=kubeforge"
 
 
 def _watched(api_version: str, plural: str, selector: str = "") -> None:
@@ -29,9 +34,11 @@ def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: st
     # async on purpose: kopf runs sync handlers in a thread pool, and WorkQueue.add touches an
     # asyncio.Queue, which is safe from the event loop's thread only.
     @kopf.on.event(GROUP, VERSION, plural, id=f"enqueue-{kind}", registry=registry)
-    async def _enqueue(namespace: str, name: str, **_: Any) -> None:
+    async def _enqueue(namespace: str, name: str, meta: kopf.Meta, **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
+        if OWN_WRITES.is_own(kind, namespace, name, meta.get("resourceVersion")):
+            return  # only our own status write: the pass that made it saw everything
         queue.add(kind, namespace, name)
 
 
@@ -41,10 +48,36 @@ def enqueue_owner_on_child_event(
 ) -> None:
     """Child objects carry the owner's name in `label`; their events wake the owner's reconciler (after `delay`)."""
     _watched(f"{group}/{version}" if group else version, plural, label)
+    child_kind = next((k for k, p in kube.PLURALS.items() if p == plural), plural)
 
     # A distinct id per owner: TrainingJob and ModelEndpoint both watch some child kinds.
     @kopf.on.event(group, version, plural, labels={label: kopf.PRESENT}, id=f"enqueue-{owner_kind}-for-{plural}", registry=registry)
-    async def _enqueue_owner(namespace: str, labels: dict[str, str], **_: Any) -> None:
+    async def _enqueue_owner(namespace: str, name: str, labels: dict[str, str], type: str | None, **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
+        if type == "DELETED":  # gone: the next pass must apply it again, not skip it as unchanged
+            kube.APPLIED.forget(child_kind, namespace, name)
         queue.add(owner_kind, namespace, labels[label], after=delay)
+
+    select_server_side(registry, group, version, plural, label)
+
+
+def select_server_side(registry: kopf.OperatorRegistry, group: str, version: str, plural: str, label: str) -> None:
+    """List and watch only the children that carry `label`, filtered by the API server.
+
+    kopf's `labels=` filter on a handler is applied client-side: without this, every Pod, Job
+    and Deployment in the cluster streams through the operator. kopf joins the selectors of
+    one resource with "and", so a second owner label on the same kind (pods of TrainingJobs
+    and of ModelEndpoints) falls back to the label both share; the handlers' own `labels=`
+    filters still pick their children.
+    """
+
+    @kopf.on.startup(id=f"select-{plural}-{label}", registry=registry)
+    async def _select(settings: kopf.OperatorSettings, **_: Any) -> None:
+        selectors, key = settings.watching.label_selectors, (group, version, plural)
+        selectors[key] = child_selector(selectors.get(key), label)
+
+
+def child_selector(current: str | None, label: str) -> str:
+    """The server-side selector of a child kind that one more owner, with `label`, watches."""
+    return label if current in (None, label) else MANAGED_BY_SELECTOR

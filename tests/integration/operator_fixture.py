@@ -6,6 +6,7 @@ fixture into test modules would make one "session" operator per module, all reco
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -41,8 +42,9 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
 class OperatorProcess:
     """One operator: start / stop (SIGTERM) / kill (SIGKILL) / restart, with health and metrics on free ports."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None, verbose: bool = True):
         self.kubeconfig = kubeconfig
+        self.verbose = verbose  # DEBUG logs (every kopf handler call): what tests want, not what a bench measures
         self.log_path = log_path
         self.extra_env = dict(env or {})
         self.health_port = free_port()
@@ -71,7 +73,8 @@ class OperatorProcess:
     def start(self, timeout: float = 60) -> "OperatorProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubeforge", "--verbose"], env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+            [sys.executable, "-m", "kubeforge", *(["--verbose"] if self.verbose else [])], env=self.env(), stdout=log,
+            stderr=subprocess.STDOUT, cwd=REPO
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -106,6 +109,15 @@ class OperatorProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def running_session_operators() -> list[OperatorProcess]:
+    """Every operator this pytest process started and is still running.
+
+    The `operator` fixture is imported into each test module, and pytest keeps one instance
+    per importing module (session scope or not), so several may run: search them all.
+    """
+    return [o for o in gc.get_objects() if isinstance(o, OperatorProcess) and o.proc is not None and o.proc.poll() is None]
 
 
 def apply_crds(kubeconfig: str) -> None:

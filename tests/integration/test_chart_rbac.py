@@ -9,7 +9,6 @@ ModelEndpoint serves its output, in a namespace enforcing restricted Pod Securit
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ from kubernetes import client
 from tests.chart import objects, one, release_for, render
 from tests.integration.clusterkit import wait_for
 from tests.integration.fakepods import fake_exit
-from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get
+from tests.integration.operator_fixture import OperatorProcess, apply_crds, http_get, running_session_operators
 
 pytestmark = pytest.mark.integration
 
@@ -59,15 +58,6 @@ def chart_env(deployment: dict[str, Any]) -> dict[str, str]:
     """The operator container's env as the chart sets it; listen addresses stay the fixture's (127.0.0.1, free ports)."""
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     return {e["name"]: e["value"] for e in env if "value" in e and e["name"] not in ("KUBEFORGE_HEALTH_ADDR", "KUBEFORGE_METRICS_ADDR")}
-
-
-def running_session_operators() -> list[OperatorProcess]:
-    """Every operator this pytest process started and is still running.
-
-    The `operator` fixture is imported into each test module, and pytest keeps one instance
-    per importing module (session scope or not), so several may run: search them all.
-    """
-    return [o for o in gc.get_objects() if isinstance(o, OperatorProcess) and o.proc is not None and o.proc.poll() is None]
 
 
 @pytest.fixture

@@ -75,7 +75,8 @@ class FakeKube:
                 if k == kind and ns == (namespace or "") and wanted.items() <= (o["metadata"].get("labels") or {}).items()
                 and all(str(o.get(f)) == v for f, v in fields.items())]
 
-    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, if_changed: bool = False) -> dict[str, Any]:
+        """Always applies: skipping unchanged objects is kube.apply's (tests/unit/test_applymemo.py)."""
         self._fail_if_asked(obj["kind"])
         meta = obj["metadata"]
         current = self.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])

@@ -30,7 +30,7 @@ class FakeClient:
         self.calls.append(("get", name))
         return self.objects.get((kind, name))
 
-    def apply(self, obj):
+    def apply(self, obj, if_changed=False):  # never skips: kube.apply does (test_scale_habits)
         self.calls.append(("apply", obj["metadata"]["name"]))
         key = (obj["kind"], obj["metadata"]["name"])
         current = self.objects.get(key)
@@ -101,7 +101,7 @@ def test_a_remembered_child_replaced_by_someone_elses_is_refused_not_adopted():
 
 def test_a_permanent_api_error_becomes_refused_naming_the_child():
     class Quota(FakeClient):
-        def apply(self, obj):
+        def apply(self, obj, if_changed=False):
             exc = ApiException(status=403, reason="Forbidden")
             exc.body = json.dumps({"reason": "Forbidden", "message": "exceeded quota: count/jobs.batch=1"})
             raise exc
@@ -113,7 +113,7 @@ def test_a_permanent_api_error_becomes_refused_naming_the_child():
 
 def test_a_transient_api_error_passes_through_for_the_queue_to_retry():
     class Busy(FakeClient):
-        def apply(self, obj):
+        def apply(self, obj, if_changed=False):
             raise ApiException(status=429, reason="TooManyRequests")
 
     with pytest.raises(ApiException):

@@ -134,14 +134,17 @@ def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan, applier: 
     applier.ensure_free(plan.apply, owner_uid)
     if plan.claim_replicas is not None:
         client.apply(plan.claim_replicas, field_manager=handover.HANDOVER_MANAGER)
-    applied = {(child["kind"], child["metadata"]["name"]): result
-               for child, result in zip(plan.apply, applier.apply_all(plan.apply, owner_uid, checked=True))}
+    # Unchanged children are not sent again (kubeforge.applymemo) while the Deployment is there to
+    # read the rollout from; without one, everything is applied and the apply's answer is read.
+    results = applier.apply_all(plan.apply, owner_uid, checked=True, if_changed=obs.deployment is not None)
+    applied = {(child["kind"], child["metadata"]["name"]): result for child, result in zip(plan.apply, results)}
+    deployment = applied.get(("Deployment", obs.name)) or obs.deployment
     if plan.hand_over_created:
-        client.apply(handover.claim(applied["Deployment", obs.name]), field_manager=handover.HANDOVER_MANAGER)
+        client.apply(handover.claim(deployment), field_manager=handover.HANDOVER_MANAGER)
     for api_version, kind, child_name in plan.delete:
         if applier.delete_if_owned(api_version, kind, obs.namespace, child_name, owner_uid):
             log.info("deleted %s %s/%s: no longer wanted by the spec", kind, obs.namespace, child_name)
-    return applied["Deployment", obs.name]
+    return deployment
 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:

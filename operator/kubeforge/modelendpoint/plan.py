@@ -15,7 +15,7 @@ from typing import Any
 
 from kubeforge import conditions, podreasons, storage
 from kubeforge.api.common import EventType, ObjectStorage
-from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointSpec
+from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointPhase, ModelEndpointSpec
 from kubeforge.modelendpoint import builders, canary, download, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model, with_download_failure
@@ -117,7 +117,7 @@ class StatusPlan:
 
     status: dict[str, Any]
     events: list[tuple[str, str, str]]  # (type, reason, message)
-    requeue_after: float
+    requeue_after: float | None
 
 
 def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
@@ -171,7 +171,12 @@ def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:
         model_digest=report.digest,
     )
     status = revisions.with_revisions(status, obs.rollout, obs.previous, obs.generation, now)
-    requeue = min(t for t in (recheck, obs.rollout.recheck_after, config.resync_seconds) if t is not None)
+    # A recheck that falls due (the degraded or start deadline, a rollout step); and while the model
+    # waits on something no watch reports (a claim not yet made), a look every resync period. A
+    # served endpoint has no timer: the periodic pass over all of them is kubeforge.resync's relist.
+    waiting = status.get("phase") == ModelEndpointPhase.WAITING_FOR_MODEL
+    due = [t for t in (recheck, obs.rollout.recheck_after, config.resync_seconds if waiting else None) if t is not None]
+    requeue = min(due) if due else None
     return StatusPlan(status, transition_events(obs.previous, status), requeue)
 
 

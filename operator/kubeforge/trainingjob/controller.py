@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,13 +26,14 @@ from kubeforge.api.trainingjob import KIND, PLURAL, TERMINAL_PHASES, TrainingJob
 from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
+from kubeforge.childcache import ChildIndex
 from kubeforge.kube import KubeClient
 from kubeforge.ownership import OwnedApplier
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
 from kubeforge.timestamps import rfc3339
 from kubeforge.trainingjob import admission, builders, names, observe, pod
-from kubeforge.trainingjob.status import Plan, decide
+from kubeforge.trainingjob.status import Plan, decide, progress_hold
 from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
 
@@ -43,8 +45,30 @@ PROGRESS_COALESCE_S = 2.0
 GATE = RefusalGate()
 
 
+@dataclass(frozen=True)
+class Children:
+    """Where a pass reads the Jobs and pods: the watches' indexes (kubeforge.childcache), else a list per pass."""
+
+    jobs: ChildIndex | None = None
+    pods: ChildIndex | None = None
+    configmaps: ChildIndex | None = None
+
+    def read(self, client: KubeClient, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
+        index = self.jobs if kind == "Job" else self.pods
+        if index is not None and index.bound:
+            return index.get(namespace, name)
+        api_version = "batch/v1" if kind == "Job" else "v1"
+        return client.list_(api_version, kind, namespace, names.selector(name))
+
+    def progress_map(self, client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
+        wanted = names.progress_config_map(name)
+        if self.configmaps is not None and self.configmaps.bound:
+            return next((c for c in self.configmaps.get(namespace, name) if c["metadata"]["name"] == wanted), None)
+        return client.get("v1", "ConfigMap", namespace, wanted)
+
+
 def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
-              applier: OwnedApplier | None = None, gate: RefusalGate = GATE) -> float | None:
+              applier: OwnedApplier | None = None, gate: RefusalGate = GATE, children: Children = Children()) -> float | None:
     obj = client.get(API_VERSION, KIND, namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         gate.release((namespace, name))
@@ -57,11 +81,11 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
     wait = gate.held((namespace, name), job.generation, time.monotonic())
     if wait is not None:
         return wait  # a refused apply is retried slowly; status already carries the refusal
-    jobs, pods = _owned_children(client, obj)
+    jobs, pods = _owned_children(client, obj, children)
     # Why workers wait (the pool's nodes, the claims they mount) is read only while they do.
     waiting = job.status.phase not in (*TERMINAL_PHASES, "Running")
     nodes, missing = (_pool_nodes(client, job, config), _missing_claims(client, job)) if waiting else (None, ())
-    progress_map = _owned(client.get("v1", "ConfigMap", namespace, names.progress_config_map(name)), obj)
+    progress_map = _owned(children.progress_map(client, namespace, name), obj)
     observed = observe.observe(name, job.status.attempt, jobs, pods, _workloads(client, job, jobs), nodes, missing, progress_map)
     now = datetime.now(timezone.utc)
     plan = decide(job, observed, now, Policy(config.schedule_deadline_seconds, config.gpu_resource))
@@ -73,7 +97,12 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
     except Refused as refused:
         return _refused(client, gate, obj, job, plan, refused.refusal, now)
     gate.release((namespace, name))
-    patch_status_if_changed(client, obj, previous, applystatus.applied(plan.status, job.generation, rfc3339(now)))
+    status = applystatus.applied(plan.status, job.generation, rfc3339(now))
+    hold = progress_hold(previous, status, now, config.progress_write_seconds)
+    if hold is not None:
+        plan.requeue(hold)  # the held progress goes out then, or with the next other change
+    else:
+        patch_status_if_changed(client, obj, previous, status)
     for type_, reason, message in plan.events:
         client.emit_event(obj, type_, reason, message)
     if plan.delete_self:
@@ -119,13 +148,12 @@ def _unreadable(client: KubeClient, obj: dict[str, Any], invalid: Exception) -> 
     return None
 
 
-def _owned_children(client: KubeClient, obj: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+def _owned_children(client: KubeClient, obj: dict[str, Any], children: Children) -> tuple[list[dict], list[dict]]:
     """This incarnation's Jobs (by owner uid: a deleted and re-created job of the same name adopts nothing) and their pods."""
     meta = obj["metadata"]
-    selector = names.selector(meta["name"])
-    jobs = [j for j in client.list_("batch/v1", "Job", meta["namespace"], selector) if _owned_by(j, meta["uid"])]
+    jobs = [j for j in children.read(client, "Job", meta["namespace"], meta["name"]) if _owned_by(j, meta["uid"])]
     job_uids = {j["metadata"]["uid"] for j in jobs}
-    pods = [p for p in client.list_("v1", "Pod", meta["namespace"], selector) if any(_owned_by(p, uid) for uid in job_uids)]
+    pods = [p for p in children.read(client, "Pod", meta["namespace"], meta["name"]) if any(_owned_by(p, uid) for uid in job_uids)]
     return jobs, pods
 
 
@@ -183,7 +211,11 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on a TrainingJob, its Jobs, its pods and its progress ConfigMap enqueue the TrainingJob."""
-    reconciler = functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate())
+    children = Children(ChildIndex(registry, "batch", "v1", "jobs", names.JOB_LABEL),
+                        ChildIndex(registry, "", "v1", "pods", names.JOB_LABEL),
+                        ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL))
+    reconciler = functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate(),
+                                   children=children)
     queue.register(KIND, reconciler)
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND)

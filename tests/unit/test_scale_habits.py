@@ -1,0 +1,89 @@
+"""What keeps a quiet cluster quiet: skipped unchanged applies, our own status events ignored, progress
+writes held back, jittered resyncs, server-side selectors on the child watches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from kubeforge import watches
+from kubeforge.applymemo import ApplyMemo
+from kubeforge.statuswrite import OWN_WRITES, OwnWrites, patch_status_if_changed
+from kubeforge.trainingjob.status import progress_hold
+from tests.unit.fake_kube import FakeKube
+from tests.unit.trainingjob_wrappers import MakeTrainingJob
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def service(port: int = 80) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "ml"}, "spec": {"ports": [{"port": port}]}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_object_applied_a_moment_ago_is_unchanged_and_a_changed_one_is_not():
+    memo = ApplyMemo(ttl=60, clock=Clock())
+    memo.record(service(), "kubeforge")
+    assert memo.unchanged(service(), "kubeforge")
+    assert not memo.unchanged(service(port=81), "kubeforge")
+    assert not memo.unchanged(service(), "kubeforge-replicas")
+
+
+def test_an_applied_object_is_applied_again_after_a_resync_period_or_once_forgotten():
+    clock = Clock()
+    memo = ApplyMemo(ttl=60, clock=clock)
+    memo.record(service(), "kubeforge")
+    clock.now = 61
+    assert not memo.unchanged(service(), "kubeforge")
+    memo.record(service(), "kubeforge")
+    memo.forget("Service", "ml", "s")
+    assert not memo.unchanged(service(), "kubeforge")
+
+
+def test_the_event_of_our_own_status_write_is_recognised_once():
+    own = OwnWrites()
+    own.record("TrainingJob", "ml", "a", "42")
+    assert not own.is_own("TrainingJob", "ml", "a", "43")
+    assert own.is_own("TrainingJob", "ml", "a", "42")
+    assert not own.is_own("TrainingJob", "ml", "a", "42")
+
+
+def test_a_status_write_that_finds_the_spec_changed_meanwhile_is_not_taken_for_our_own():
+    kube = FakeKube(MakeTrainingJob().obj())
+    read = kube.get("", "TrainingJob", "ml", "train")
+    kube.objects[("TrainingJob", "ml", "train")]["metadata"]["generation"] = 2  # a user's edit after our read
+    patch_status_if_changed(kube, read, {}, {"phase": "Pending"})
+    written = kube.get("", "TrainingJob", "ml", "train")["metadata"]["resourceVersion"]
+    assert not OWN_WRITES.is_own("TrainingJob", "ml", "train", written)
+
+
+def progress(step: int, written: datetime) -> dict:
+    return {"phase": "Running", "progress": {"step": step}, "lastProgressTime": written.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def test_a_write_that_only_moves_progress_waits_for_the_interval():
+    previous = progress(10, NOW - timedelta(seconds=5))
+    assert progress_hold(previous, progress(11, NOW), NOW, 30) == 25
+
+
+def test_progress_goes_out_at_once_with_any_other_change_or_once_the_interval_passed():
+    previous = progress(10, NOW - timedelta(seconds=5))
+    assert progress_hold(previous, progress(11, NOW) | {"phase": "Succeeded"}, NOW, 30) is None
+    assert progress_hold(progress(10, NOW - timedelta(seconds=31)), progress(11, NOW), NOW, 30) is None
+    assert progress_hold({"phase": "Running"}, progress(1, NOW), NOW, 30) is None
+
+
+def test_a_child_kind_asks_the_api_server_for_its_owners_label():
+    assert watches.child_selector(None, "kubeforge.io/trainingjob") == "kubeforge.io/trainingjob"
+    assert watches.child_selector("kubeforge.io/trainingjob", "kubeforge.io/trainingjob") == "kubeforge.io/trainingjob"
+
+
+def test_a_child_kind_two_owners_watch_falls_back_to_the_label_both_carry():
+    assert watches.child_selector("kubeforge.io/trainingjob", "kubeforge.io/modelendpoint") == watches.MANAGED_BY_SELECTOR
+    assert watches.child_selector(watches.MANAGED_BY_SELECTOR, "kubeforge.io/x") == watches.MANAGED_BY_SELECTOR
