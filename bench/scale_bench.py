@@ -38,7 +38,7 @@ sys.path[:0] = [str(REPO), str(REPO / "operator"), str(REPO / "bench")]
 from kubernetes import client  # noqa: E402
 
 import scaleprobe  # noqa: E402
-from kubeforge.contract import PROGRESS_ANNOTATION  # noqa: E402
+from kubeforge.contract import PROGRESS_KEY, progress_config_map, progress_record  # noqa: E402
 from tests.integration.auditlog import AuditLog, audit_log_path  # noqa: E402
 from tests.integration.clusterkit import start_cluster  # noqa: E402
 from tests.integration.operator_fixture import OperatorProcess, apply_crds  # noqa: E402
@@ -120,6 +120,7 @@ class Bench:
             raise AssertionError(f"no ServiceAccount default yet ({err.status})") from None
 
     def phase(self, name: str) -> dict:
+        self.save()  # what the phases so far measured survives a later failure
         entry = {"name": name, "start": time.time()}
         self.results["phases"].append(entry)
         print(f"[{time.time() - self.t0:6.1f}s] {name}", flush=True)
@@ -166,20 +167,18 @@ class Bench:
     def steady_state(self) -> None:
         a = self.args
         entry = self.phase(f"steady state: {len(self.running_jobs)} jobs report progress every 10 s")
-        rank0 = {p.metadata.labels[scaleprobe.TJ_LABEL]: p.metadata.name for p in self.core.list_namespaced_pod(
-            self.ns, label_selector=scaleprobe.TJ_LABEL).items
-            if (p.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index") == "0"}
         self.settle()
         self.audit.mark()
         stop, start = threading.Event(), time.time()
 
         def report(step: int) -> None:
-            for job, pod in rank0.items():
+            """As rank 0 does (kubeforge_workloads.train.progress): one patch of the job's progress ConfigMap."""
+            for job in self.running_jobs:
                 if stop.is_set():
                     return
-                record = json.dumps({"step": step, "totalSteps": 100000, "loss": round(2.0 / step, 4)})
-                self.core.patch_namespaced_pod(pod, self.ns, {"metadata": {"annotations": {PROGRESS_ANNOTATION: record}}})
-                time.sleep(10.0 / max(1, len(rank0)))  # spread: each job reports once per 10 s
+                record = json.dumps(progress_record(step, 100000, 2.0 / step), sort_keys=True)
+                self.core.patch_namespaced_config_map(progress_config_map(job), self.ns, {"data": {PROGRESS_KEY: record}})
+                time.sleep(10.0 / max(1, len(self.running_jobs)))  # spread: each job reports once per 10 s
 
         step = 1
         while time.time() - start < a.progress_window:
@@ -264,8 +263,9 @@ class Bench:
                      operatorRequests=len(requests), operatorWrites=sum(r.write for r in requests), end=time.time())
 
     # --- helpers ---------------------------------------------------------------------------
-    def settle(self) -> None:
-        """Until the operator's queue is empty and no reconcile ran for --settle-s seconds."""
+    def settle(self) -> bool:
+        """Until the operator's queue is empty and no reconcile ran for --settle-s seconds; False (noted in the
+        phase) when it never settled within --timeout: an operator that never goes quiet is a finding, not a crash."""
         last, quiet_for = {"count": -1.0, "since": time.time()}, self.args.settle_s
 
         def settled() -> bool:
@@ -275,7 +275,12 @@ class Bench:
                 last.update(count=count, since=time.time())
             return time.time() - last["since"] >= quiet_for
 
-        wait_for(settled, timeout=self.args.timeout, interval=0.5, message="operator settled")
+        try:
+            wait_for(settled, timeout=self.args.timeout, interval=0.5, message="operator settled")
+            return True
+        except AssertionError:
+            self.results["phases"][-1]["notSettledWithinS"] = self.args.timeout
+            return False
 
     def request_rates(self, seconds: float) -> dict:
         requests = self.audit.requests()
@@ -293,7 +298,13 @@ class Bench:
         return {"count": len(rows), **{f"{k}P{p}": round(scaleprobe.percentile(col(k), p), 3)
                                        for k in ("total", "operator", "controlPlane") for p in (50, 99)}}
 
+    def save(self) -> None:
+        out = Path(self.args.results_dir)
+        (out / "scale_bench.json").write_text(json.dumps(self.results, indent=2, default=str))
+
     def finish(self) -> None:
+        if not hasattr(self, "sampler"):
+            return  # prepare() failed: nothing was measured
         self.results["loadavg"]["end"] = os.getloadavg()
         self.results["operatorRSSMaxMB"] = round(max((s[1] for s in self.sampler.samples), default=0), 1)
         self.results["durationS"] = round(time.time() - self.t0, 1)
@@ -367,8 +378,11 @@ def main(argv: list[str] | None = None) -> None:
         bench.restart()
         if args.big_job:
             bench.big_job()
-        bench.finish()
+    except Exception as err:
+        bench.results["error"] = f"{type(err).__name__}: {err}"
+        raise
     finally:
+        bench.finish()
         bench.cleanup()
 
 
