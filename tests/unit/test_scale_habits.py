@@ -55,12 +55,13 @@ def test_the_event_of_our_own_status_write_is_recognised_once():
 
 
 def test_a_status_write_that_finds_the_spec_changed_meanwhile_is_not_taken_for_our_own():
-    kube = FakeKube(MakeTrainingJob().obj())
-    read = kube.get("", "TrainingJob", "ml", "train")
-    kube.objects[("TrainingJob", "ml", "train")]["metadata"]["generation"] = 2  # a user's edit after our read
+    name = "edited-meanwhile"  # OWN_WRITES is per process: a name no other test writes
+    kube = FakeKube(MakeTrainingJob(name).obj())
+    read = kube.get("", "TrainingJob", "ml", name)
+    kube.objects[("TrainingJob", "ml", name)]["metadata"]["generation"] = 2  # a user's edit after our read
     patch_status_if_changed(kube, read, {}, {"phase": "Pending"})
-    written = kube.get("", "TrainingJob", "ml", "train")["metadata"]["resourceVersion"]
-    assert not OWN_WRITES.is_own("TrainingJob", "ml", "train", written)
+    written = kube.get("", "TrainingJob", "ml", name)["metadata"]["resourceVersion"]
+    assert not OWN_WRITES.is_own("TrainingJob", "ml", name, written)
 
 
 def progress(step: int, written: datetime) -> dict:
