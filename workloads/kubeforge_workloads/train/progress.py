@@ -3,8 +3,8 @@
     from kubeforge_workloads.train.progress import report_progress
     report_progress(step, total_steps, loss=0.42)
 
-Rank 0's record becomes the TrainingJob's status.progress (the STEP column; the pod annotation
-kubeforge.io/progress, throttled to one patch every 10 s) and, locally, a line of
+Rank 0's record becomes the TrainingJob's status.progress (the STEP column; through the job's
+ConfigMap <job>-progress, throttled to one patch every 10 s) and, locally, a line of
 `kubeforge run --local`'s output. Only the process that speaks for the group reports: the
 one with NODE_RANK 0 and LOCAL_RANK 0 (for launcher ray, the driver); anywhere else, such as
 a Ray task on another node, the call does nothing. Optional: a program that never calls it
