@@ -25,8 +25,12 @@ def test_the_rendered_chart_is_accepted_by_the_api_server(cluster, namespace, mo
     values = {"watchNamespaces": [namespace]} if mode == "namespaced" else {}
     out = dry_run_apply(cluster, render_text(values, release=release_for(namespace), namespace=namespace))
     kinds = {line.split("/")[0] for line in out.splitlines()}
-    assert {"deployment.apps", "serviceaccount", "customresourcedefinition.apiextensions.k8s.io"} <= kinds, out
-    assert ("role.rbac.authorization.k8s.io" in kinds) == (mode == "namespaced"), out
+    assert {"deployment.apps", "serviceaccount", "customresourcedefinition.apiextensions.k8s.io",
+            "poddisruptionbudget.policy"} <= kinds, out
+    # Every mode has the leader-election Role (its Lease, in the release namespace); only namespaced mode has others.
+    roles = [line.split()[0] for line in out.splitlines() if line.startswith("role.rbac.authorization.k8s.io/")]
+    assert any(r.endswith("-leader") for r in roles), out
+    assert any(not r.endswith("-leader") for r in roles) == (mode == "namespaced"), out
 
 
 def test_the_operator_pod_is_admitted_by_restricted_pod_security(cluster, namespace):
@@ -62,7 +66,7 @@ def test_helm_install_prints_what_to_apply_next_and_its_operator_pod_runs(cluste
         assert "pod-security.kubernetes.io/enforce=restricted" in install.stdout
         assert f"The operator watches only: {namespace}" in install.stdout
         pods = cluster.kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=operator", "-o", "jsonpath={.items[*].status.phase}").stdout
-        assert pods == "Running"
+        assert pods.split() == ["Running", "Running"]  # two replicas: leader and warm standby
     finally:
         uninstall = helm("uninstall", release, "--namespace", namespace, "--wait", env=env)
     assert uninstall.returncode == 0, uninstall.stderr

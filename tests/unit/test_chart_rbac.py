@@ -36,9 +36,17 @@ def test_no_rendered_role_grants_a_wildcard_or_secrets(values):
         assert forbidden_grants(rules) == [], name
 
 
+LEADER_ROLE = "kubeforge-leader"
+
+
+def operator_roles(docs: list) -> list:
+    """Roles granting the operator's work, not the leader-election Role."""
+    return [r for r in objects(docs, "Role") if r["metadata"]["name"] != LEADER_ROLE]
+
+
 def test_cluster_wide_mode_binds_one_cluster_role_to_the_operator():
     docs = render(CLUSTER_WIDE)
-    assert objects(docs, "Role") == [] and objects(docs, "RoleBinding") == []
+    assert operator_roles(docs) == [] and [b["metadata"]["name"] for b in objects(docs, "RoleBinding")] == [LEADER_ROLE]
     binding = objects(docs, "ClusterRoleBinding")[0]
     assert binding["roleRef"]["name"] == "kubeforge"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubeforge", "namespace": "kubeforge-system"}]
@@ -48,13 +56,28 @@ def test_namespaced_mode_grants_nothing_cluster_wide():
     docs = render(NAMESPACED)
     assert objects(docs, "ClusterRole") == []
     assert objects(docs, "ClusterRoleBinding") == []
-    assert sorted(r["metadata"]["namespace"] for r in objects(docs, "Role")) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in objects(docs, "RoleBinding")) == ["team-a", "team-b"]
+    assert sorted(r["metadata"]["namespace"] for r in operator_roles(docs)) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in objects(docs, "RoleBinding")) == ["kubeforge-system", "team-a", "team-b"]
 
 
 def test_both_modes_grant_the_same_rules():
     cluster_rules = rbac_rules(render(CLUSTER_WIDE))["ClusterRole//kubeforge"]
-    assert all(rules == cluster_rules for name, rules in rbac_rules(render(NAMESPACED)).items() if name.startswith("Role/"))
+    assert all(rules == cluster_rules for name, rules in rbac_rules(render(NAMESPACED)).items()
+               if name.startswith("Role/") and not name.endswith(f"/{LEADER_ROLE}"))
+
+
+def test_the_leader_lease_is_granted_in_the_release_namespace_only_and_by_name():
+    role = one([r for r in objects(render(CLUSTER_WIDE), "Role") if r["metadata"]["name"] == LEADER_ROLE], "Role")
+    assert role["metadata"]["namespace"] == "kubeforge-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["kubeforge"], "verbs": ["get", "update"]},
+    ]
+
+
+def test_without_leader_election_no_lease_is_granted():
+    docs = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert [r for r in objects(docs, "Role") if r["metadata"]["name"] == LEADER_ROLE] == []
 
 
 def test_the_operator_can_neither_bind_nor_escalate_nor_write_pods():

@@ -25,10 +25,33 @@ def test_values_outside_the_schema_are_refused():
     assert result.returncode != 0 and "workerz" in result.stderr
 
 
-def test_the_deployment_never_runs_two_operators_at_once():
+def test_two_replicas_elect_a_leader_on_the_release_lease():
     spec = one(render(), "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    settings = Settings.from_env({e["name"]: e["value"] for e in operator_container(render())["env"] if "value" in e})
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert settings.leader_election and settings.leader_election_lease == "kubeforge"
+    assert settings.leader_election_namespace == "kubeforge-system"
+
+
+def test_the_replicas_prefer_different_nodes_and_a_drain_keeps_one():
+    docs = render()
+    anti = one(docs, "Deployment")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"] == term["labelSelector"]["matchLabels"]
+
+
+def test_one_replica_without_leader_election_is_recreated_never_run_twice():
+    docs = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    spec = one(docs, "Deployment")["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert objects(docs, "PodDisruptionBudget") == []
+
+
+def test_two_replicas_without_leader_election_are_refused():
+    result = helm("template", "x", str(CHART), "--set", "leaderElection.enabled=false")
+    assert result.returncode != 0 and "leaderElection" in result.stderr
 
 
 def test_the_operator_pod_meets_the_restricted_pod_security_profile():
