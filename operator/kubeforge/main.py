@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 from pathlib import Path
@@ -37,7 +38,8 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, config: Settings = 
     identity.setup(registry)
     for setup_controller in CONTROLLERS:
         setup_controller(registry, queue)
-    resync = Resync(HEALTH, queue.add, config.watch_namespaces, config.resync_seconds, config.relist_seconds,
+    # The relist re-checks what is already reconciled: behind new work in the queue.
+    resync = Resync(HEALTH, functools.partial(queue.add, background=True), config.watch_namespaces, config.resync_seconds, config.relist_seconds,
                     owner_kinds=(TRAINING_JOB, MODEL_ENDPOINT))
 
     @kopf.on.startup(registry=registry)

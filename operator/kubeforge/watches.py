@@ -34,12 +34,19 @@ def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: st
     # async on purpose: kopf runs sync handlers in a thread pool, and WorkQueue.add touches an
     # asyncio.Queue, which is safe from the event loop's thread only.
     @kopf.on.event(GROUP, VERSION, plural, id=f"enqueue-{kind}", registry=registry)
-    async def _enqueue(namespace: str, name: str, meta: kopf.Meta, **_: Any) -> None:
+    async def _enqueue(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, type: str | None, **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
         if OWN_WRITES.is_own(kind, namespace, name, meta.get("resourceVersion")):
             return  # only our own status write: the pass that made it saw everything
-        queue.add(kind, namespace, name)
+        # The initial list (type None: a start or restart) re-checks what a previous run already
+        # reconciled: behind new objects and edits, so those are handled first.
+        queue.add(kind, namespace, name, background=type is None and already_reconciled(meta, status))
+
+
+def already_reconciled(meta: Any, status: Any) -> bool:
+    """Status reports the object's current generation: some run of the operator acted on this spec."""
+    return bool(status) and status.get("observedGeneration") == meta.get("generation")
 
 
 def enqueue_owner_on_child_event(

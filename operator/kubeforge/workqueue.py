@@ -10,6 +10,7 @@ never reconciled twice at once; a key re-added while in flight runs again after.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,8 +33,10 @@ class WorkQueue:
     workers: int = 4
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
     # Unbounded, so put_nowait never needs the loop: keys added before run() wait here for it.
-    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    _queued: set = field(default_factory=set)
+    # Entries are (priority, sequence, key): new work (0) goes ahead of background re-checks (1).
+    _queue: asyncio.PriorityQueue = field(default_factory=asyncio.PriorityQueue)
+    _queued: dict = field(default_factory=dict)  # key -> the priority it waits at
+    _sequence: itertools.count = field(default_factory=itertools.count)
     _running: set = field(default_factory=set)
     _dirty: set = field(default_factory=set)
     _failures: dict = field(default_factory=dict)
@@ -62,9 +65,12 @@ class WorkQueue:
     def register(self, kind: str, reconciler: Reconciler) -> None:
         self.reconcilers[kind] = reconciler
 
-    def add(self, kind: str, namespace: str, name: str, after: float = 0.0) -> None:
+    def add(self, kind: str, namespace: str, name: str, after: float = 0.0, background: bool = False) -> None:
         """Enqueue now, or after `after` seconds (an earlier pending timer wins). Loop thread only.
 
+        `background`: a re-check of something already reconciled (a restart's initial list, the
+        periodic relist); it waits behind every other key, so new work is not stuck behind a
+        thousand re-checks. A key added again without it moves up.
         Before run() the key is queued all the same and waits for the workers; a delayed add
         needs the running event loop (asyncio raises RuntimeError without one).
         """
@@ -72,11 +78,13 @@ class WorkQueue:
         if after > 0:
             self._schedule(key, after)
             return
+        priority = 1 if background else 0
         if key in self._running:
             self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        elif self._queued.get(key, 2) > priority:
+            # Queued at a lower priority (or not at all): one more entry; the worker skips the stale one.
+            self._queued[key] = priority
+            self._queue.put_nowait((priority, next(self._sequence), key))
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
     def _schedule(self, key: Key, after: float) -> None:
@@ -103,8 +111,10 @@ class WorkQueue:
 
     async def _worker(self, index: int) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            priority, _, key = await self._queue.get()
+            if self._queued.get(key) != priority:
+                continue  # taken already through its higher-priority entry
+            del self._queued[key]
             metrics.QUEUE_DEPTH.set(len(self._queued))
             self._running.add(key)
             try:

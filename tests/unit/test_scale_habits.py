@@ -3,6 +3,7 @@ writes held back, jittered resyncs, server-side selectors on the child watches."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from kubeforge import watches
@@ -88,3 +89,30 @@ def test_a_child_kind_asks_the_api_server_for_its_owners_label():
 def test_a_child_kind_two_owners_watch_falls_back_to_the_label_both_carry():
     assert watches.child_selector("kubeforge.io/trainingjob", "kubeforge.io/modelendpoint") == watches.MANAGED_BY_SELECTOR
     assert watches.child_selector(watches.MANAGED_BY_SELECTOR, "kubeforge.io/x") == watches.MANAGED_BY_SELECTOR
+
+
+def test_new_work_goes_ahead_of_background_rechecks():
+    from kubeforge.workqueue import WorkQueue
+
+    seen: list[str] = []
+    queue = WorkQueue(workers=1)
+    queue.register("Kind", lambda namespace, name: seen.append(name))
+    for name in ("old-1", "old-2"):
+        queue.add("Kind", "ns", name, background=True)
+    queue.add("Kind", "ns", "new")
+    queue.add("Kind", "ns", "old-2")  # an edit to a queued re-check moves it up
+
+    async def drain() -> None:
+        task = asyncio.create_task(queue.run())
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(drain())
+    assert seen == ["new", "old-2", "old-1"]
+
+
+def test_only_a_restarts_listing_of_an_already_reconciled_object_is_a_background_recheck():
+    assert watches.already_reconciled({"generation": 3}, {"observedGeneration": 3})
+    assert not watches.already_reconciled({"generation": 4}, {"observedGeneration": 3})
+    assert not watches.already_reconciled({"generation": 1}, {})
