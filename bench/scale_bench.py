@@ -230,14 +230,17 @@ class Bench:
         self.recorder.jobs.created["after-restart"] = time.time()
         wait_for(lambda: "after-restart" in self.recorder.jobs.done, timeout=self.args.timeout, interval=0.2,
                  message="a new TrainingJob Running after the restart")
-        handled = self.recorder.jobs.done["after-restart"] - started
+        # Handled: its Job applied (the operator's part); Running adds the control plane's.
+        handled = self.recorder.jobs.child["after-restart"] - started
+        running = self.recorder.jobs.done["after-restart"] - started
 
         def rechecked() -> bool:
             reconciles = scaleprobe.metric_sum(scaleprobe.scrape(self.operator.metrics_url), "kubeforge_operator_reconciles_total")
             return reconciles >= self.live_crs + 1
 
         wait_for(rechecked, timeout=self.args.timeout, interval=0.5, message="every live CR re-checked")
-        entry.update(newWorkHandledS=round(handled, 2), fullRecheckS=round(time.time() - started, 2),
+        entry.update(newWorkHandledS=round(handled, 2), newWorkRunningS=round(running, 2),
+                     fullRecheckS=round(time.time() - started, 2),
                      reconcilesBeforeKill=before, end=time.time())
 
     def big_job(self) -> None:
@@ -257,8 +260,8 @@ class Bench:
                    {"total": total, "operator": float("nan"), "controlPlane": float("nan")})
         self.settle()
         after = scaleprobe.scrape(self.operator.metrics_url)
-        passes = _delta(after, before, 'kubeforge_operator_reconcile_seconds_count{kind="TrainingJob"}')
-        seconds = _delta(after, before, 'kubeforge_operator_reconcile_seconds_sum{kind="TrainingJob"}')
+        passes = _delta(after, before, 'kubeforge_operator_reconcile_duration_seconds_count{kind="TrainingJob"}')
+        seconds = _delta(after, before, 'kubeforge_operator_reconcile_duration_seconds_sum{kind="TrainingJob"}')
         requests = self.audit.requests()
         entry.update(workers=n, createToRunningS=round(row["total"], 2), operatorS=round(row["operator"], 2),
                      controlPlaneS=round(row["controlPlane"], 2), passes=passes,

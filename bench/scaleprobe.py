@@ -213,9 +213,10 @@ def plot(results: dict, recorder: Recorder, sampler: Sampler, requests: list, t0
     by_verb: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for r in requests:
         by_verb[r.verb][int((r.time - t0) // 5)] += 1
+    last = max((max(b) for b in by_verb.values()), default=0)
     for verb, bins in sorted(by_verb.items()):
-        xs = sorted(bins)
-        ax.plot([x * 5 for x in xs], [bins[x] / 5 for x in xs], marker=".", label=verb)
+        xs = range(last + 1)  # empty bins are zeros, not a line drawn across the gap
+        ax.plot([x * 5 for x in xs], [bins.get(x, 0) / 5 for x in xs], label=verb)
     ax.set(xlabel="s since bench start (5 s bins)", ylabel="requests/s", title="Operator API requests by verb (audit log)")
     ax.legend()
     fig.tight_layout()
