@@ -137,3 +137,21 @@ def operator(cluster, tmp_path_factory):
     proc.stop()
     if os.environ.get("KUBEFORGE_SHOW_OPERATOR_LOG"):
         print(proc.tail(200))
+
+
+@pytest.fixture(autouse=True)
+def session_operator_alive(request: pytest.FixtureRequest):
+    """Every test that uses the session operator gets a running one.
+
+    The chaos tests kill the operator and the API server on purpose, and kopf ends the whole
+    process when its watches stay refused (about 35 s): without this, one such ending made every
+    later integration test fail at setup, hiding what they test. A test that needs the operator
+    to survive asserts it itself (test_chaos does); the restart is logged in the operator's log.
+    """
+    if "operator" in request.fixturenames:
+        operator = request.getfixturevalue("operator")
+        if operator.proc is None or operator.proc.poll() is not None:
+            with open(operator.log_path, "a") as log:
+                log.write(f"--- session operator found stopped before {request.node.nodeid}: restarted\n")
+            operator.start()
+    yield
