@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ import kopf
 from kubeforge import API_VERSION, applystatus, conditions, kube, podreasons, watches
 from kubeforge.api.common import CHILDREN_APPLIED
 from kubeforge.api.modelendpoint import KIND, PLURAL, ModelEndpointSpec
+from kubeforge.api.objectname import DNS_1035_LABEL
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.kube import KubeClient
@@ -94,7 +96,10 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
         return None
     spec = ModelEndpointSpec.model_validate(endpoint["spec"])
     ref = spec.model.training_job_ref
-    training_job = client.get(API_VERSION, TRAININGJOB_KIND, namespace, ref.name) if ref else None
+    # A TrainingJob's name is a DNS-1035 label (CEL on its metadata.name); a ref that is not one names no job,
+    # and a GET with it is a 400 from the API server that would fail every pass (found by test_fuzz_api).
+    known = ref is not None and re.fullmatch(DNS_1035_LABEL, ref.name) is not None
+    training_job = client.get(API_VERSION, TRAININGJOB_KIND, namespace, ref.name) if known else None
     deployment = client.get("apps/v1", "Deployment", namespace, name)
     if deployment is not None and controller_uid(deployment) != endpoint["metadata"]["uid"]:
         deployment = None  # someone else's of the same name: not ours to count (the apply reports the conflict)
