@@ -39,21 +39,31 @@ def test_a_hung_model_answers_504_at_the_deadline_and_readiness_turns_503(start_
     assert server.terminate(timeout=30) == 3
 
 
-def test_a_text_the_model_fails_on_fails_only_its_own_request(start_server, tiny_model_dir):
-    # Long batching delay and room for all: the eight requests share one model call, which fails.
-    server = start_server(tiny_model_dir, "--max-batch-size", "64", "--max-delay-ms", "2000",
-                          launcher=faulty("fail", "kubeforge"))
+def test_a_text_the_model_fails_on_fails_only_its_own_request(start_server, tiny_model_dir, tmp_path):
+    # A first request holds the inference thread at a gate (serve_faults.py) while eight more queue behind
+    # it; released, the next batch takes all eight (32 texts, room for 64), and that one model call fails.
+    gate = tmp_path / "gate"
+    server = start_server(tiny_model_dir, "--max-batch-size", "64", "--max-delay-ms", "0",
+                          env={"KUBEFORGE_TEST_GATE": str(gate)}, launcher=faulty("fail", "kubeforge"))
     bodies = [{"texts": _texts("kubeforge" if i == 3 else "movie")} for i in range(8)]
-    barrier = threading.Barrier(len(bodies))
 
     def post(body: dict) -> httpx.Response:
-        barrier.wait()
-        return httpx.post(server.url + "/predict", json=body, timeout=60)
+        return httpx.post(server.url + "/predict", json=body, timeout=120)
 
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        responses = list(pool.map(post, bodies))
+    def queued() -> float:
+        text = httpx.get(server.url + "/metrics").text
+        return float(re.search(r"^kubeforge_queue_depth (\S+)$", text, re.M).group(1))
+
+    with ThreadPoolExecutor(1 + len(bodies)) as pool:
+        held = pool.submit(post, {"texts": _texts("gate")})
+        wait_for(lambda: (tmp_path / "gate.reached").exists(), 60, "the gate request to reach the model")
+        futures = [pool.submit(post, body) for body in bodies]
+        wait_for(lambda: queued() == 4 * len(bodies), 60, "all eight requests to queue behind the gate")
+        gate.touch()
+        responses = [f.result() for f in futures]
+        assert held.result().status_code == 200
 
     assert [r.status_code for r in responses] == [200, 200, 200, 500, 200, 200, 200, 200]
     assert "the model failed on this input: ValueError" in responses[3].json()["error"]
     split = re.search(r"batch of (\d+) failed; splitting", server.log())
-    assert split and int(split.group(1)) > 4, "the failing text did not share a batch with others"
+    assert split and int(split.group(1)) == 4 * len(bodies), "the failing text did not share a batch with others"
