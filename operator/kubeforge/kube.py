@@ -6,8 +6,10 @@ API call never blocks kopf's event loop and its watches.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any, Callable, Protocol, TypeVar
@@ -138,6 +140,26 @@ def _send(method: str, path: str, body: Any, query: list | None, content_type: s
     )
 
 
+# With a parameter, the client sends our own serialisation (apply_body) instead of json.dumps'
+# (the API server drops the parameter before it reads the patch type).
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml; charset=utf-8"
+# Characters a YAML stream may not carry raw (C1 controls, surrogates, BOM, U+FFFE/F) or that it
+# would fold as line breaks inside a quoted scalar (NEL, U+2028/9): written as \u escapes instead.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def apply_body(obj: dict[str, Any]) -> str:
+    """The apply patch as JSON that the API server's YAML decoder reads back unchanged.
+
+    The apply content type is YAML, and YAML has no surrogate escapes: json.dumps' ASCII output
+    writes an emoji as a pair of them ("\\ud83d\\ude00") and the API server refuses the patch with
+    400 "found invalid Unicode character escape code" (found by tests/integration/test_fuzz_api.py).
+    So non-ASCII text goes as UTF-8, and only what YAML cannot carry raw is escaped.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def apply(obj: dict[str, Any], field_manager: str = FIELD_MANAGER, if_changed: bool = False) -> dict[str, Any] | None:
     """Server-side apply under field manager `kubeforge`; deterministic names make retries converge.
 
@@ -149,7 +171,7 @@ def apply(obj: dict[str, Any], field_manager: str = FIELD_MANAGER, if_changed: b
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
     query = [("fieldManager", field_manager), ("force", "true")]
-    result = _call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
+    result = _call("PATCH", path, body=apply_body(obj).encode("utf-8"), query=query, content_type=APPLY_CONTENT_TYPE)
     APPLIED.record(obj, field_manager)
     return result
 

@@ -75,3 +75,14 @@ def test_the_active_deadline_fails_the_job_and_stops_its_workers(kit):
     failed = kit.wait_status("late", phase="Failed", timeout=60)
     assert condition(failed, "Failed")["reason"] == "DeadlineExceeded"
     wait_for(lambda: not kit.pods("late"), timeout=60, message="workers of the expired job removed")
+
+
+def test_any_unicode_the_api_server_accepts_reaches_the_workers_unchanged(kit):
+    # Server-side apply's body is YAML: an emoji written as JSON's surrogate escapes, or a raw NEL or
+    # U+2028 (line breaks to YAML), once made the API server refuse the Job or change the text.
+    text = "naïve 😀 模型 nel\x85 ls\u2028 bom\ufeff c1\x80 tab\t quote\" backslash\\ud83d"
+    kit.create(fake_job("unicode", nodes=1).set("env", [{"name": "NOTE", "value": text}]))
+    kit.wait_running("unicode")
+    env = {e.name: e.value for e in kit.pods("unicode", attempt=1)[0].spec.containers[0].env}
+    assert env["NOTE"] == text
+    assert not [c for c in kit.get("unicode")["status"]["conditions"] if c["type"] == "ChildrenApplied" and c["status"] == "False"]
