@@ -21,6 +21,14 @@ ENGINE_CACHE_DIR = "KUBEFORGE_ENGINE_CACHE_DIR"  # TensorRT engines, keyed by GP
 HOST = "KUBEFORGE_HOST"
 PORT = "KUBEFORGE_PORT"
 GRPC_PORT = "KUBEFORGE_GRPC_PORT"  # Open Inference Protocol v2 over gRPC; 0 or unset: no gRPC listener
+# The held-out evaluation (spec.rollout.promotion.evaluation), run by the init container model-eval before the
+# server starts: the file, how to read it, and the gate (JSON list of {"metric", "op", "value", "why"}).
+EVAL_URI = "KUBEFORGE_EVAL_URI"
+EVAL_FORMAT = "KUBEFORGE_EVAL_FORMAT"  # auto | jsonl | csv
+EVAL_TEXT_COLUMN = "KUBEFORGE_EVAL_TEXT_COLUMN"
+EVAL_LABEL_COLUMN = "KUBEFORGE_EVAL_LABEL_COLUMN"
+EVAL_GATE = "KUBEFORGE_EVAL_GATE"
+EVAL_METRICS = ("accuracy", "f1", "loss")  # what the evaluation reports (and "samples"), as training does
 
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 8081  # KServe's and Triton's conventional gRPC port

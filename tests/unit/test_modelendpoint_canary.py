@@ -37,12 +37,12 @@ def pod(name: str, ready: bool = True, restarts: int = 0, revision: int = 2, wai
     (None, (pod("old", restarts=5, revision=1),), T0, "Baking", "0/1 pods ready"),  # an earlier canary's pod does not count
 ])
 def test_the_bake_is_judged_on_ready_pods_and_restarts(previous, pods, now, state, says):
-    verdict = canary.judge(REV, previous, pods, 1, 60, now)
+    verdict = canary.judge(REV, previous, pods, canary.Bake(1, 60), now)
     assert verdict.state == state and says in verdict.message, verdict.message
 
 
 def test_readiness_lost_during_the_bake_starts_it_again():
-    verdict = canary.judge(REV, {**REV, "startedAt": T0, "readySince": T0}, (pod("c1", ready=False),), 1, 60, T30)
+    verdict = canary.judge(REV, {**REV, "startedAt": T0, "readySince": T0}, (pod("c1", ready=False),), canary.Bake(1, 60), T30)
     assert verdict.state == "Baking" and "readySince" not in verdict.record
 
 
@@ -110,7 +110,7 @@ def test_a_canary_that_restarts_is_removed_and_its_model_blocked_for_good():
 def test_a_canary_pod_whose_server_exited_fails_the_bake_with_its_exit_code():
     exited = pod("c1", ready=False)
     exited["status"].update(phase="Failed", containerStatuses=[{"name": "server", "state": {"terminated": {"exitCode": 1}}}])
-    verdict = canary.judge(REV, None, (exited,), 1, 60, T0)
+    verdict = canary.judge(REV, None, (exited,), canary.Bake(1, 60), T0)
     assert (verdict.state, verdict.record["failed"]) == ("Failed", "pod c1 failed (exit code 1)")
 
 

@@ -125,6 +125,24 @@ class Threshold(ApiModel):
     value: float = Field(..., description="The threshold.")
 
 
+class Evaluation(ApiModel):
+    """A held-out file the server scores a new model on before it turns Ready: accuracy, f1 and loss, as training reports."""
+
+    uri: str = Field(
+        ..., min_length=1, max_length=4096,
+        description="JSONL or CSV of text and label: s3://bucket/key (fetched with the model's spec.storage),"
+        " file:///path or an absolute path in the image or a mounted volume.",
+        json_schema_extra={"x-kubernetes-validations": [cel(
+            "self.startsWith('s3://') || self.startsWith('file:///') || self.startsWith('/')",
+            "spec.rollout.promotion.evaluation.uri must be s3://bucket/key, file:///path or an absolute path")]},
+    )
+    format: Literal["auto", "jsonl", "csv"] = Field("auto", description="auto: from the file's suffix (.csv, else JSONL).")
+    text_column: str = Field("text", min_length=1, max_length=253, description="The field (JSONL) or column (CSV) of the text.")
+    label_column: str = Field(
+        "label", min_length=1, max_length=253,
+        description="The field or column of the label: one of the model's label names, or its index.")
+
+
 class Promotion(ApiModel):
     """The gate a new model passes before it is served; a model failing it is never served."""
 
@@ -150,6 +168,13 @@ class Promotion(ApiModel):
         " revision's by more than tolerance; the direction is the threshold's op (higher is better for >=, >).",
     )
     tolerance: float = Field(0.0, ge=0, description="How much worse than serving still passes (absolute).")
+    evaluation: Evaluation | None = Field(
+        None,
+        description="Judge the held-out metrics instead of the training metrics, so a model from a plain URI is gated"
+        " too: every new model first runs as a canary (strategy Replace: one pod, no bake) whose server scores this"
+        " file before it turns Ready and reports through its init container's termination message; a model that"
+        " fails never turns Ready (RolloutBlocked, EvaluationFailed).",
+    )
 
 
 class Canary(ApiModel):
@@ -293,6 +318,8 @@ class ModelEndpointReason(StrEnum):
     """The URI (given, or reported by the TrainingJob) is one kubeforge cannot serve."""
     MODEL_CLAIM_NOT_FOUND = "ModelClaimNotFound"
     """The model's pvc:// claim does not exist in the endpoint's namespace: nothing could mount it."""
+    EVALUATING = "EvaluatingModel"
+    """The endpoint's first model runs alone as a canary until its held-out evaluation passes; nothing serves yet."""
     DOWNLOAD_FAILED = "DownloadFailed"
     """A server pod's model-fetch step failed: a missing object or manifest, refused credentials, a digest mismatch,
     an unreachable endpoint; the message names the object and the error."""
@@ -316,7 +343,11 @@ class ModelEndpointReason(StrEnum):
     REVISION_NOT_FOUND = "RevisionNotFound"
     """RolloutBlocked: spec.model.revision names no revision in status.revisions."""
     CANARY_FAILED = "CanaryFailed"
-    """RolloutBlocked: a canary pod of the new model restarted or could not start; the canary was removed."""
+    """RolloutBlocked: a canary pod of the new model restarted or could not start, or the canary's error rate or p95
+    latency exceeded spec.rollout.canary's limits; the canary was removed."""
+    EVALUATION_FAILED = "EvaluationFailed"
+    """RolloutBlocked: the new model failed spec.rollout.promotion on the held-out evaluation its server ran (or the
+    evaluation could not run); the message names metric, value and threshold. The model never turned Ready."""
     ROLLOUT_ALLOWED = "RolloutAllowed"
     """RolloutBlocked is False: the model the spec asks for is served (it passed the gate, or was pinned)."""
     START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"

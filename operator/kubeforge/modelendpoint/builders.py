@@ -13,6 +13,7 @@ from kubeforge import podspec, servecontract as sc, storage
 from kubeforge.api.common import ObjectStorage
 from kubeforge.api.modelendpoint import ModelEndpointSpec
 from kubeforge.modelendpoint.download import add_download_step
+from kubeforge.modelendpoint.evaluation import add_evaluation_step
 
 LABEL = "kubeforge.io/modelendpoint"
 CONTAINER = "server"
@@ -52,6 +53,8 @@ class Endpoint:
     # s3:// models: the store (spec.storage, else the referenced TrainingJob's) and the digest to insist on.
     storage: ObjectStorage | None = None
     model_digest: str | None = None
+    # A candidate under spec.rollout.promotion.evaluation: its pods score the held-out file against this gate first.
+    evaluation_gate: list[dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -171,6 +174,9 @@ def build_pod_template(ep: Endpoint) -> dict[str, Any]:
     pod["volumes"] = volumes
     if location.is_object_store:
         add_download_step(pod, container, ep.image, location, ep.storage or ep.spec.storage, ep.spec.resources, ep.model_digest)
+    evaluation = ep.spec.rollout.promotion.evaluation if ep.spec.rollout.promotion else None
+    if evaluation is not None and ep.evaluation_gate is not None:
+        add_evaluation_step(pod, container, evaluation, ep.evaluation_gate, ep.storage or ep.spec.storage)
     annotations = {**scrape_annotations(), **ep.spec.pod_annotations}
     return {"metadata": {"labels": labels(ep.name), "annotations": annotations}, "spec": pod}
 

@@ -1,9 +1,10 @@
-"""Strategy Canary: the canary Deployment's manifest and the bake verdict, judged from the canary pods' status
-as the API server reports it (Ready, restarts, the kubelet's waiting reasons). Pure.
+"""Strategy Canary (and the candidate of a held-out evaluation): the canary Deployment's manifest and the bake
+verdict, judged from what the API server reports about the canary pods: their status (Ready, restarts, the kubelet's
+waiting reasons) and their evaluation step's termination message (evaluation.py). Pure.
 
 Why pod status and not the server's Prometheus metrics: the operator needs no Prometheus to
 decide, every cluster has pod status, and a crash-looping or unready model is what a bake
-catches first. Error rate and p95 latency per canary are not judged (see the README).
+catches first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge import podreasons
+from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
+from kubeforge.modelendpoint import evaluation
 from kubeforge.timestamps import parse_rfc3339
 
 CANARY_OF = "kubeforge.io/canary-of"  # selects an endpoint's canary pods (its Deployment's selector)
@@ -44,6 +47,15 @@ def as_canary(deployment: dict[str, Any], endpoint: str, revision: int, replicas
 
 
 @dataclass(frozen=True)
+class Bake:
+    """How a canary is judged: its pod count, how long it must stay Ready, and whether its pods evaluate the model."""
+
+    replicas: int
+    seconds: float
+    evaluated: bool = False  # spec.rollout.promotion.evaluation: a passed held-out evaluation is required
+
+
+@dataclass(frozen=True)
 class Verdict:
     state: str  # Baking | Passed | Failed
     record: dict[str, Any]  # status.canary
@@ -51,29 +63,49 @@ class Verdict:
     recheck_after: float | None = None
 
 
-def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict[str, Any], ...], replicas: int,
-          bake_seconds: float, now: str) -> Verdict:
-    """`rev` is the candidate revision; `previous` the status.canary last written; `pods` the canary pods."""
+def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict[str, Any], ...], bake: Bake, now: str) -> Verdict:
+    """`rev` is the candidate revision; `previous` the status.canary last written; `pods` the canary pods.
+
+    A failed record is final for that model (status.canary keeps it): a later pass, or an operator restart
+    after the canary's pods are gone, must not judge it again."""
     record = dict(previous) if previous and previous.get("revision") == rev["revision"] and previous.get("uri") == rev["uri"] else {
         "revision": rev["revision"], "uri": rev["uri"], "startedAt": now}
     if rev.get("digest"):
         record["digest"] = rev["digest"]
+    if record.get("failed"):
+        return failed(record, record["failed"], record.get("reason") or Reason.CANARY_FAILED)
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")
             and (p["metadata"].get("labels") or {}).get(CANARY_REVISION) == str(rev["revision"])]
+    report = evaluation.evaluation_report(live) if bake.evaluated else evaluation.EvalReport()
+    if report.failure:
+        return failed(record, report.failure, Reason.EVALUATION_FAILED)
     failure = next((f for f in map(_failure, live) if f), None)
     if failure:
-        return Verdict("Failed", {**record, "failed": failure}, f"canary of revision {rev['revision']} failed: {failure}")
+        return failed(record, failure, Reason.CANARY_FAILED)
+    if report.metrics:
+        record["evaluation"] = report.metrics
     ready = sum(1 for p in live if _ready(p))
-    record["ready"] = f"{ready}/{replicas}"
-    if ready < replicas:
+    record["ready"] = f"{ready}/{bake.replicas}"
+    if ready < bake.replicas or (bake.evaluated and "evaluation" not in record):
         record.pop("readySince", None)
-        return Verdict("Baking", record, f"canary of revision {rev['revision']}: {ready}/{replicas} pods ready")
+        waiting = "" if ready < bake.replicas else ", waiting for the held-out evaluation's report"
+        return Verdict("Baking", record, f"canary of revision {rev['revision']}: {ready}/{bake.replicas} pods ready{waiting}")
     since = record.setdefault("readySince", now)
     baked = (parse_rfc3339(now) - parse_rfc3339(since)).total_seconds()
-    if baked >= bake_seconds:
-        return Verdict("Passed", record, f"canary of revision {rev['revision']} Ready with no restart for {int(baked)}s")
-    return Verdict("Baking", record, f"canary of revision {rev['revision']} baking: {int(baked)}/{bake_seconds:g}s Ready",
-                   bake_seconds - baked)
+    if baked >= bake.seconds:
+        scored = f", held-out {_shown(record['evaluation'])}" if "evaluation" in record else ""
+        return Verdict("Passed", record, f"canary of revision {rev['revision']} Ready with no restart for {int(baked)}s{scored}")
+    return Verdict("Baking", record, f"canary of revision {rev['revision']} baking: {int(baked)}/{bake.seconds:g}s Ready",
+                   bake.seconds - baked)
+
+
+def failed(record: dict[str, Any], message: str, reason: str) -> Verdict:
+    """The canary failed: `message` (naming the pod and what it did, or metric, value and threshold) stays in status.canary."""
+    return Verdict("Failed", {**record, "failed": message, "reason": reason}, message)
+
+
+def _shown(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in metrics.items() if k in ("accuracy", "f1", "loss") and isinstance(v, (int, float)))
 
 
 def _failure(pod: dict[str, Any]) -> str | None:

@@ -104,7 +104,8 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     if deployment is not None and controller_uid(deployment) != endpoint["metadata"]["uid"]:
         deployment = None  # someone else's of the same name: not ours to count (the apply reports the conflict)
     obs = Observed(endpoint, spec, training_job, deployment, now=now_rfc3339())
-    if spec.rollout.strategy == "Canary" or (endpoint.get("status") or {}).get("canary"):
+    evaluated = spec.rollout.promotion is not None and spec.rollout.promotion.evaluation is not None
+    if spec.rollout.strategy == "Canary" or evaluated or (endpoint.get("status") or {}).get("canary"):
         obs = dataclasses.replace(obs, canary_pods=tuple(client.list_("v1", "Pod", namespace, canary.selector(name))))
     claim = modelsource.model_claim(obs.resolution)
     if claim:  # ModelResolved claims only a model the pods can mount

@@ -70,13 +70,13 @@ def download_report(pods: list[dict[str, Any]]) -> DownloadReport:
     """Newest failure first; the served digest from the Ready pods' successful downloads."""
     failures, digests = [], []
     for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True):
-        status = _fetch_status(pod)
+        status = init_status(pod, INIT_CONTAINER)
         if status is None:
             continue
         current, last = status.get("state") or {}, status.get("lastState") or {}
         done = current.get("terminated")
         if done and done.get("exitCode") == 0:
-            if _ready(pod) and (report := _message(done)).get("digest"):
+            if _ready(pod) and (report := termination_report(done)).get("digest"):
                 digests.append(report["digest"])
             continue
         # Failed now, or waiting/retrying after a failure (CrashLoopBackOff): the last failure is the story.
@@ -87,16 +87,17 @@ def download_report(pods: list[dict[str, Any]]) -> DownloadReport:
 
 
 def describe_failure(pod_name: str, terminated: dict[str, Any]) -> str:
-    report = _message(terminated)
+    report = termination_report(terminated)
     if "reason" in report:
         return f"{report['reason']}: {report.get('object', '?')}: {report.get('error', '')} (pod {pod_name})"
     tail = (terminated.get("message") or terminated.get("reason") or "no message").strip()[-500:]
     return f"model download exited with code {terminated.get('exitCode')}: {tail} (pod {pod_name})"
 
 
-def _fetch_status(pod: dict[str, Any]) -> dict[str, Any] | None:
+def init_status(pod: dict[str, Any], container: str) -> dict[str, Any] | None:
+    """The status of the pod's init container `container`, as the kubelet reports it."""
     for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if status.get("name") == INIT_CONTAINER:
+        if status.get("name") == container:
             return status
     return None
 
@@ -105,7 +106,8 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def _message(terminated: dict[str, Any]) -> dict[str, Any]:
+def termination_report(terminated: dict[str, Any]) -> dict[str, Any]:
+    """A terminated container's JSON termination message ({} when it is none)."""
     try:
         parsed = json.loads(terminated.get("message") or "")
     except ValueError:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any
 
 from kubeforge.api.modelendpoint import Promotion, Threshold
+from kubeforge.thresholds import first_failure
+from kubeforge.thresholds import number as _number
 
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 DEFAULT_COMPARED = Threshold(metric="accuracy", op=">=", value=0.0)  # notWorseThanServing without thresholds
 
 
@@ -20,12 +20,9 @@ class GateVerdict:
 
 def judge(promotion: Promotion, candidate: dict[str, Any], serving: dict[str, Any] | None) -> GateVerdict:
     """`candidate` and `serving` are metrics dicts (a TrainingJob's status.result.metrics); serving None: nothing served."""
-    for t in promotion.thresholds:
-        value = _number(candidate.get(t.metric))
-        if value is None:
-            return GateVerdict(False, f"metric {t.metric} not reported by the new model (threshold {t.metric} {t.op} {t.value:g})")
-        if not _OPS[t.op](value, t.value):
-            return GateVerdict(False, f"{t.metric} {value:g} fails the threshold {t.metric} {t.op} {t.value:g}")
+    failed = first_failure(candidate, [t.model_dump() for t in promotion.thresholds])
+    if failed:
+        return GateVerdict(False, failed)
     if promotion.not_worse_than_serving and serving is not None:
         for t in promotion.thresholds or [DEFAULT_COMPARED]:
             failed = _worse_than_serving(t, candidate, serving, promotion.tolerance)
@@ -49,13 +46,23 @@ def _worse_than_serving(t: Threshold, candidate: dict[str, Any], serving: dict[s
     return None
 
 
+def pod_thresholds(promotion: Promotion, serving: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The gate as the server's held-out evaluation applies it: the thresholds, and with notWorseThanServing a floor
+    (or ceiling) from the serving revision's held-out metrics (`serving`; None or a metric missing: no floor)."""
+    gate = [t.model_dump() for t in promotion.thresholds]
+    if promotion.not_worse_than_serving and serving:
+        for t in promotion.thresholds or [DEFAULT_COMPARED]:
+            old = _number(serving.get(t.metric))
+            if old is None:
+                continue
+            higher_is_better = t.op in (">=", ">")
+            floor = old - promotion.tolerance if higher_is_better else old + promotion.tolerance
+            why = f"notWorseThanServing: serving has {old:g}, tolerance {promotion.tolerance:g}"
+            gate.append({"metric": t.metric, "op": ">=" if higher_is_better else "<=", "value": round(floor, 9), "why": why})
+    return gate
+
+
 def _passed_message(promotion: Promotion, candidate: dict[str, Any]) -> str:
     named = [t.metric for t in promotion.thresholds] or [DEFAULT_COMPARED.metric]
     shown = ", ".join(f"{m} {candidate[m]:g}" for m in dict.fromkeys(named) if _number(candidate.get(m)) is not None)
     return f"passed the promotion gate ({shown})" if shown else "passed the promotion gate"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)

@@ -16,7 +16,7 @@ from typing import Any
 from kubeforge import conditions, podreasons, storage
 from kubeforge.api.common import EventType, ObjectStorage
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointPhase, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, canary, download, handover, modelsource, revisions
+from kubeforge.modelendpoint import builders, canary, download, gate, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model, with_download_failure
 from kubeforge.modelendpoint.runtime import resolve_runtime
@@ -63,15 +63,29 @@ class Observed:
         decision = revisions.decide(self.spec, resolved, self.training_job, self.previous)
         if decision.canary is None:
             return decision
-        bake = self.spec.rollout.canary
-        verdict = canary.judge(decision.canary, self.previous.get("canary"), self.canary_pods, bake.replicas, bake.bake_seconds, self.now)
+        verdict = canary.judge(decision.canary, self.previous.get("canary"), self.canary_pods, self.bake, self.now)
         return revisions.baked(decision, verdict, resolved)
+
+    @property
+    def evaluated(self) -> bool:
+        """spec.rollout.promotion.evaluation: every new model's candidate pods score the held-out file first."""
+        return self.spec.rollout.promotion is not None and self.spec.rollout.promotion.evaluation is not None
+
+    @property
+    def bake(self) -> canary.Bake:
+        """Strategy Canary's bake; Replace under evaluation: one candidate pod, promoted once it passed and is Ready.
+        A first model (nothing served to compare with) is promoted without a bake, as it was served directly before."""
+        spec = self.spec.rollout.canary
+        if self.spec.rollout.strategy == "Canary":
+            first = revisions.serving(self.previous) is None
+            return canary.Bake(spec.replicas, 0 if first else spec.bake_seconds, self.evaluated)
+        return canary.Bake(1, 0, self.evaluated)
 
     @property
     def stable_spec(self) -> ModelEndpointSpec:
         """The spec the stable Deployment is built from: a running canary's pods count toward spec.replicas."""
         running = self.rollout.canary is not None and self.rollout.canary_record is not None
-        if not running or self.spec.autoscaling:
+        if not running or self.spec.autoscaling or self.spec.rollout.strategy != "Canary":
             return self.spec
         return self.spec.model_copy(update={"replicas": max(1, self.spec.replicas - self.spec.rollout.canary.replicas)})
 
@@ -128,7 +142,12 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
     is written after them, so a pass that died half-way plans them again).
     """
     resolution = obs.resolution
+    decision = obs.rollout
     if not resolution.uri or resolution.failed:
+        if decision.canary is not None and resolution.uri is None:
+            return _candidate_only(obs, decision, config)  # a first model under evaluation: nothing else until it passes
+        if (obs.previous.get("canary") or {}).get("failed") is None and obs.previous.get("canary"):
+            return ChildPlan([], [("apps/v1", "Deployment", canary.name(obs.name))])  # the first model's candidate failed
         return None
     revisit = obs.previous.get("observedGeneration") != obs.generation or "url" not in obs.previous
     autoscaling = obs.spec.autoscaling if revisit else None
@@ -137,19 +156,35 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
     if autoscaling and obs.deployment is not None and handover.owns_replicas(obs.deployment):
         claim = handover.claim(obs.deployment)
     image = obs.spec.image or config.server_image
-    decision = obs.rollout
     ep = builders.Endpoint(obs.endpoint, obs.stable_spec, resolution.uri, resolve_runtime(obs.spec), image, config.gpu_resource,
                            initial, model_revision=decision.header, storage=obs.storage, model_digest=resolution.digest)
     children = builders.build_children(ep)
     apply, absent = children.apply, children.absent if revisit else []
     if decision.canary is not None and decision.canary_record is not None and not decision.canary_record.get("failed"):
-        rev = decision.canary
-        built = builders.build_deployment(dataclasses.replace(ep, model_uri=rev["uri"], model_revision=revisions.model_header(rev),
-                                                              model_digest=rev.get("digest")))
-        apply = apply + [canary.as_canary(built, obs.name, rev["revision"], obs.spec.rollout.canary.replicas)]
+        apply = apply + [_canary_deployment(obs, decision, ep)]
     elif revisit or (obs.previous.get("canary") and not obs.previous["canary"].get("failed")):
         absent = absent + [("apps/v1", "Deployment", canary.name(obs.name))]  # promoted, failed, or strategy changed
     return ChildPlan(apply, absent, claim, initial is not None)
+
+
+def _canary_deployment(obs: Observed, decision: revisions.RolloutDecision, ep: builders.Endpoint) -> dict[str, Any]:
+    """The candidate revision's Deployment; under evaluation its pods score the held-out file against the gate
+    (the thresholds, and notWorseThanServing's floor from the serving revision's held-out metrics) before Ready."""
+    rev = decision.canary
+    assert rev is not None
+    promotion = obs.spec.rollout.promotion
+    pod_gate = gate.pod_thresholds(promotion, (decision.serve or {}).get("evaluation")) if promotion and obs.evaluated else None
+    built = builders.build_deployment(dataclasses.replace(ep, model_uri=rev["uri"], model_revision=revisions.model_header(rev),
+                                                          model_digest=rev.get("digest"), evaluation_gate=pod_gate))
+    return canary.as_canary(built, obs.name, rev["revision"], obs.bake.replicas)
+
+
+def _candidate_only(obs: Observed, decision: revisions.RolloutDecision, config: Settings) -> ChildPlan | None:
+    rev = decision.canary
+    assert rev is not None
+    ep = builders.Endpoint(obs.endpoint, obs.spec, rev["uri"], resolve_runtime(obs.spec), obs.spec.image or config.server_image,
+                           config.gpu_resource, storage=obs.storage)
+    return ChildPlan([_canary_deployment(obs, decision, ep)])
 
 
 def decide_status(obs: Observed, now: str, config: Settings) -> StatusPlan:

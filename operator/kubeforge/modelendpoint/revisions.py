@@ -102,29 +102,44 @@ def decide(spec: ModelEndpointSpec, resolution: ModelResolution, training_job: d
     if known:  # served before (a pin was lifted, or the job's output went back): no gate
         return RolloutDecision(resolution, _unstopped(known), allowed=_allowed(spec, f"revision {known['revision']} was served before"))
     promotion = spec.rollout.promotion
+    numbered = _numbered(new, history)
+    if promotion is not None and promotion.evaluation is not None:
+        # Judged on the held-out file by the candidate's own pods (canary.judge), never on training metrics.
+        return _canary(current, numbered, resolution, previous.get("canary"))
     if promotion is not None:
         verdict = gate.judge(promotion, new.get("metrics") or {}, (current or {}).get("metrics") if current else None)
         if not verdict.passed:
             return _keep(current, resolution, Reason.PROMOTION_GATE_FAILED, f"new model {new['uri']} not promoted: {verdict.message}")
-        numbered = _numbered(new, history)
         if spec.rollout.strategy == "Canary" and current:
             return _canary(current, numbered, resolution, previous.get("canary"))
         return RolloutDecision(resolution, numbered, allowed=f"revision {numbered['revision']} ({new['uri']}) {verdict.message}")
     if spec.rollout.strategy == "Canary" and current:
-        return _canary(current, _numbered(new, history), resolution, previous.get("canary"))
-    return RolloutDecision(resolution, _numbered(new, history))
+        return _canary(current, numbered, resolution, previous.get("canary"))
+    return RolloutDecision(resolution, numbered)
 
 
-def _canary(current: dict[str, Any], new: dict[str, Any], resolution: ModelResolution, last: dict[str, Any] | None) -> RolloutDecision:
-    """The new revision runs as canary beside the serving one; a model whose canary failed is not tried again."""
+def _canary(current: dict[str, Any] | None, new: dict[str, Any], resolution: ModelResolution,
+            last: dict[str, Any] | None) -> RolloutDecision:
+    """The new revision runs as canary beside the serving one (alone, for a first model under evaluation);
+    a model whose canary failed is not tried again."""
     if last and last.get("failed") and same_model(new, last):
-        message = f"new model {new['uri']} not promoted: canary of revision {new['revision']} failed: {last['failed']}; canary removed"
-        blocked = _keep(current, resolution, Reason.CANARY_FAILED, message)
+        blocked = _keep(current, resolution, last.get("reason") or Reason.CANARY_FAILED, _not_promoted(new, last))
         return replace(blocked, canary_record=last)
-    kept = ModelResolution(current["uri"], Reason.RESOLVED,
-                           f"serving revision {current['revision']} ({current['uri']}); revision {new['revision']} ({new['uri']}) runs as canary",
-                           current.get("digest"))
+    if current is None:
+        kept = ModelResolution(None, Reason.EVALUATING, f"revision {new['revision']} ({new['uri']}) runs alone as a canary"
+                               " until its held-out evaluation passes; nothing serves yet")
+    else:
+        kept = ModelResolution(current["uri"], Reason.RESOLVED,
+                               f"serving revision {current['revision']} ({current['uri']}); revision {new['revision']} ({new['uri']}) runs as canary",
+                               current.get("digest"))
     return RolloutDecision(kept, current, canary=new)
+
+
+def _not_promoted(rev: dict[str, Any], record: dict[str, Any]) -> str:
+    """RolloutBlocked's message: an evaluation names metric, value and threshold; a bake, the pod and what it did."""
+    evaluated = record.get("reason") == Reason.EVALUATION_FAILED
+    what = record["failed"] if evaluated else f"canary of revision {rev['revision']} failed: {record['failed']}"
+    return f"new model {rev['uri']} not promoted: {what}; canary removed"
 
 
 def baked(decision: RolloutDecision, verdict: canary.Verdict, candidate: ModelResolution) -> RolloutDecision:
@@ -133,10 +148,10 @@ def baked(decision: RolloutDecision, verdict: canary.Verdict, candidate: ModelRe
     assert rev is not None
     if verdict.state == "Passed":
         why = f"replaced after the canary of revision {rev['revision']} passed"
-        return RolloutDecision(candidate, rev, allowed=f"{verdict.message}: promoted", stop_reason=why)
+        promoted = {**rev, "evaluation": verdict.record["evaluation"]} if "evaluation" in verdict.record else rev
+        return RolloutDecision(candidate, promoted, allowed=f"{verdict.message}: promoted", stop_reason=why)
     if verdict.state == "Failed":
-        message = f"new model {rev['uri']} not promoted: {verdict.message}; canary removed"
-        blocked = _keep(decision.serve, candidate, Reason.CANARY_FAILED, message)
+        blocked = _keep(decision.serve, candidate, verdict.record["reason"], _not_promoted(rev, verdict.record))
         return replace(blocked, canary_record=verdict.record)
     return replace(decision, canary_record=verdict.record, allowed=verdict.message, recheck_after=verdict.recheck_after)
 

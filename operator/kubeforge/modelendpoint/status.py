@@ -191,4 +191,5 @@ def is_warning(condition: dict[str, Any]) -> bool:
     """Which condition transitions deserve a Warning event rather than a Normal one."""
     return condition["reason"] in (modelsource.FAILURES | {Reason.PROGRESS_DEADLINE_EXCEEDED, Reason.REPLICAS_UNAVAILABLE,
                                                            Reason.START_DEADLINE_EXCEEDED, Reason.MODEL_CLAIM_NOT_FOUND,
-                                                           Reason.PROMOTION_GATE_FAILED, Reason.REVISION_NOT_FOUND})
+                                                           Reason.PROMOTION_GATE_FAILED, Reason.REVISION_NOT_FOUND,
+                                                           Reason.CANARY_FAILED, Reason.EVALUATION_FAILED})
