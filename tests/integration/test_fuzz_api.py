@@ -161,7 +161,12 @@ def test_accepted_draws_created_for_real_each_get_a_status_and_no_reconcile_loop
 
     outcomes: Counter[str] = Counter()
     for plural, name in created:
-        obj = wait_for(lambda: observed(plural, name), timeout=60, message=f"{plural} {name} gets a status")
+        try:
+            obj = wait_for(lambda: observed(plural, name), timeout=60, message=f"{plural} {name} gets a status")
+        except AssertionError as late:  # what the operator said about it, for the next reader
+            said = [line for line in operator.log_path.read_text(errors="replace").splitlines()
+                    if f"/{name}" in line and "Indexer" not in line]
+            raise AssertionError(f"{late}\noperator log on {name}:\n" + "\n".join(said[-40:])) from None
         refused = next((c for c in obj["status"].get("conditions") or [] if c["type"] == "ChildrenApplied" and c["status"] == "False"), None)
         outcomes[f"{plural} {obj['status']['phase']}" + (f" ({refused['reason']})" if refused else "")] += 1
         if refused:
