@@ -3,6 +3,8 @@
 Defined once; the server's config loader and the Deployment builder both use these names.
 """
 
+from kubeforge import contract
+
 MODEL_DIR = "KUBEFORGE_MODEL_DIR"  # local path of the model directory (see layout below)
 MODEL_URI = "KUBEFORGE_MODEL_URI"  # the resolved URI; for s3:// the download step fetches it into MODEL_DIR
 MODEL_DIGEST = "KUBEFORGE_MODEL_DIGEST"  # sha256:... of the files manifest to insist on (from the TrainingJob), optional
@@ -29,6 +31,13 @@ EVAL_TEXT_COLUMN = "KUBEFORGE_EVAL_TEXT_COLUMN"
 EVAL_LABEL_COLUMN = "KUBEFORGE_EVAL_LABEL_COLUMN"
 EVAL_GATE = "KUBEFORGE_EVAL_GATE"
 EVAL_METRICS = ("accuracy", "f1", "loss")  # what the evaluation reports (and "samples"), as training does
+# A canary's server reports its traffic (requests, 5xx, p95) into one key (its pod name) of this ConfigMap,
+# which its ServiceAccount alone may patch; set on canary pods only (stable pods keep no token).
+REPORT_CONFIGMAP = "KUBEFORGE_REPORT_CONFIGMAP"
+REPORT_EVERY_S = "KUBEFORGE_REPORT_EVERY_S"
+DEFAULT_REPORT_EVERY_S = 5.0
+# Downward API metadata.name / metadata.namespace: the report's key and where the ConfigMap is; the trainer's names.
+POD_NAME, POD_NAMESPACE = contract.POD_NAME, contract.POD_NAMESPACE
 
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 8081  # KServe's and Triton's conventional gRPC port

@@ -225,6 +225,7 @@ def cluster_wide_grants(cluster, namespace):
         ("patch", "pods", "no"),
         ("update", "trainingjobs.kubeforge.io", "no"),
         ("create", "roles.rbac.authorization.k8s.io", "yes"),
+        ("delete", "deployments.apps", "yes"),  # a canary's, once promoted or removed
         ("escalate", "roles.rbac.authorization.k8s.io", "no"),
         ("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin", "no"),
     ],

@@ -116,3 +116,10 @@ def test_the_api_server_refuses_an_evaluation_file_it_cannot_read(kit: Kit):
     with pytest.raises(ApiException) as refused:
         kit.create(endpoint("bad", rollout=bad))
     assert refused.value.status == 422 and "spec.rollout.promotion.evaluation.uri" in refused.value.body, refused.value.body
+
+
+def test_the_evaluated_sample_is_accepted_by_the_api_server(kit: Kit):
+    from tests.chart import REPO
+
+    out = kit.kubectl("apply", "--dry-run=server", "-f", str(REPO / "samples" / "modelendpoint-evaluated.yaml"))
+    assert "sentiment-evaluated created (server dry run)" in out

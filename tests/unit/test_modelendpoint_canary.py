@@ -75,7 +75,7 @@ def test_a_promoted_model_runs_as_canary_then_the_stable_deployment_rolls_to_it(
     status = started_canary(kube)
     canary_deployment = kube.get("apps/v1", "Deployment", "ml", "mep-canary")
     assert canary_deployment["spec"]["replicas"] == 1
-    assert {e["name"]: e["value"] for e in canary_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}[
+    assert {e["name"]: e.get("value") for e in canary_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}[
         "KUBEFORGE_MODEL_URI"] == "/m/v2"
     assert kube.get("apps/v1", "Deployment", "ml", "mep")["spec"]["replicas"] == 2  # the canary counts toward 3
     assert served_env(kube)["KUBEFORGE_MODEL_URI"] == "/m/v1" and status["model"]["revision"] == 1

@@ -56,7 +56,10 @@ The operator's rules, the same for the ClusterRole (cluster-wide) and each names
     every child (a PATCH, authorized as `patch`, and as `create` too when the object does not exist
     yet: tests/integration/test_chart_rbac.py saw the 403 without it), merge patches on /status
     and on a Job's spec.suspend, delete (stale Jobs, HPA/PDB a spec dropped, a TrainingJob past
-    its TTL), Events (create);
+    its TTL, a ModelEndpoint's canary Deployment and its report ServiceAccount, Role, RoleBinding and
+    ConfigMap once the canary is promoted or removed), Events (create);
+  - per canary (strategy Canary), the same narrow Role for its pods' ServiceAccount: patch of the one
+    ConfigMap <endpoint>-canary-report, where the canary's servers report their traffic;
   - per TrainingJob, a Role that lets the job's ServiceAccount patch its one progress ConfigMap
     (resourceNames), and its RoleBinding: Kubernetes lets the operator grant only what it holds
     itself (configmaps patch), so it needs neither `bind` nor `escalate`;
@@ -86,16 +89,16 @@ No wildcards and no secrets: tests/unit/test_chart_rbac.py fails on either.
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

@@ -186,6 +186,15 @@ class Canary(ApiModel):
         description="How long every canary pod must stay Ready with no restart (read from pod status through the"
         " API server) before the stable Deployment rolls to the new model.",
     )
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1,
+        description="The canary fails when more than this fraction of its requests answered 5xx during the bake"
+        " (from what its pods report into the ConfigMap <name>-canary-report).",
+    )
+    max_p95_ms: int = Field(
+        1000, ge=1, le=600000,
+        description="The canary fails when its pods' p95 request latency during the bake exceeds this (ms).",
+    )
 
 
 class Rollout(ApiModel):
@@ -195,9 +204,10 @@ class Rollout(ApiModel):
         "Replace",
         description="Replace: the Deployment rolls to the new model (maxUnavailable 0). Canary: the new model first runs"
         " as canary.replicas pods of a second Deployment (<name>-canary) behind the same Service, taken from the"
-        " stable replicas; after canary.bakeSeconds Ready without restarts the stable Deployment rolls to it"
-        " (maxUnavailable 0) and the canary goes; a canary pod that restarts or cannot start removes the canary,"
-        " and the model is blocked (RolloutBlocked, CanaryFailed). The first model of an endpoint is served directly.",
+        " stable replicas; after canary.bakeSeconds Ready without restarts, and with an error rate and p95 latency"
+        " (reported by its own servers) within canary.maxErrorRate and maxP95Ms, the stable Deployment rolls to it"
+        " (maxUnavailable 0) and the canary goes; otherwise the canary is removed and the model blocked"
+        " (RolloutBlocked, CanaryFailed). The first model of an endpoint is served directly.",
     )
     canary: Canary = Field(default_factory=Canary)
     promotion: Promotion | None = Field(None, description="Serve a new model only when it passes this gate.")

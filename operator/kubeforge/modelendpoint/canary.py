@@ -1,10 +1,7 @@
 """Strategy Canary (and the candidate of a held-out evaluation): the canary Deployment's manifest and the bake
 verdict, judged from what the API server reports about the canary pods: their status (Ready, restarts, the kubelet's
-waiting reasons) and their evaluation step's termination message (evaluation.py). Pure.
-
-Why pod status and not the server's Prometheus metrics: the operator needs no Prometheus to
-decide, every cluster has pod status, and a crash-looping or unready model is what a bake
-catches first.
+waiting reasons), their evaluation step's termination message (evaluation.py), and at the bake's end the
+traffic their servers reported into a ConfigMap (canaryreport.py: error rate, p95). Pure.
 """
 
 from __future__ import annotations
@@ -13,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge import podreasons
+from kubeforge.api.modelendpoint import Canary
 from kubeforge.api.modelendpoint import ModelEndpointReason as Reason
-from kubeforge.modelendpoint import evaluation
+from kubeforge.modelendpoint import canaryreport, evaluation
 from kubeforge.timestamps import parse_rfc3339
 
 CANARY_OF = "kubeforge.io/canary-of"  # selects an endpoint's canary pods (its Deployment's selector)
@@ -53,6 +51,7 @@ class Bake:
     replicas: int
     seconds: float
     evaluated: bool = False  # spec.rollout.promotion.evaluation: a passed held-out evaluation is required
+    limits: Canary | None = None  # strategy Canary: the canary's own error rate and p95 are judged at the bake's end
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,10 @@ class Verdict:
     recheck_after: float | None = None
 
 
-def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict[str, Any], ...], bake: Bake, now: str) -> Verdict:
-    """`rev` is the candidate revision; `previous` the status.canary last written; `pods` the canary pods.
+def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict[str, Any], ...], bake: Bake, now: str,
+          report_map: dict[str, Any] | None = None) -> Verdict:
+    """`rev` is the candidate revision; `previous` the status.canary last written; `pods` the canary pods;
+    `report_map` the ConfigMap the canary's servers report their traffic into (canaryreport.py).
 
     A failed record is final for that model (status.canary keeps it): a later pass, or an operator restart
     after the canary's pods are gone, must not judge it again."""
@@ -94,6 +95,13 @@ def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict
     baked = (parse_rfc3339(now) - parse_rfc3339(since)).total_seconds()
     if baked >= bake.seconds:
         scored = f", held-out {_shown(record['evaluation'])}" if "evaluation" in record else ""
+        if bake.limits is not None:
+            seen = canaryreport.traffic(report_map, [p["metadata"]["name"] for p in live])
+            record["traffic"] = {"requests": seen.requests, "errors": seen.errors, "p95Ms": seen.p95_ms}
+            too_bad = canaryreport.failure(seen, bake.limits)
+            if too_bad:
+                return failed(record, f"{too_bad} during the bake", Reason.CANARY_FAILED)
+            scored += f", {seen.describe()}"
         return Verdict("Passed", record, f"canary of revision {rev['revision']} Ready with no restart for {int(baked)}s{scored}")
     return Verdict("Baking", record, f"canary of revision {rev['revision']} baking: {int(baked)}/{bake.seconds:g}s Ready",
                    bake.seconds - baked)

@@ -26,7 +26,7 @@ from kubeforge.api.objectname import DNS_1035_LABEL
 from kubeforge.api.trainingjob import KIND as TRAININGJOB_KIND
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.kube import KubeClient
-from kubeforge.modelendpoint import builders, canary, handover, modelsource, refindex
+from kubeforge.modelendpoint import builders, canary, canaryreport, handover, modelsource, refindex
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.plan import ChildPlan, Observed, decide_children, decide_status
 from kubeforge.ownership import OwnedApplier, controller_uid
@@ -107,6 +107,9 @@ def observe(client: KubeClient, namespace: str, name: str) -> Observed | None:
     evaluated = spec.rollout.promotion is not None and spec.rollout.promotion.evaluation is not None
     if spec.rollout.strategy == "Canary" or evaluated or (endpoint.get("status") or {}).get("canary"):
         obs = dataclasses.replace(obs, canary_pods=tuple(client.list_("v1", "Pod", namespace, canary.selector(name))))
+        running = (endpoint.get("status") or {}).get("canary") or {}
+        if obs.reports_traffic and running and not running.get("failed"):  # the bake's end reads its traffic
+            obs = dataclasses.replace(obs, canary_report=client.get("v1", "ConfigMap", namespace, canaryreport.config_map(name)))
     claim = modelsource.model_claim(obs.resolution)
     if claim:  # ModelResolved claims only a model the pods can mount
         missing = kube.unless_refused(lambda: client.get("v1", "PersistentVolumeClaim", namespace, claim) is None, False)

@@ -16,7 +16,7 @@ from typing import Any
 from kubeforge import conditions, podreasons, storage
 from kubeforge.api.common import EventType, ObjectStorage
 from kubeforge.api.modelendpoint import KSTATUS_TYPES, ModelEndpointPhase, ModelEndpointSpec
-from kubeforge.modelendpoint import builders, canary, download, gate, handover, modelsource, revisions
+from kubeforge.modelendpoint import builders, canary, canaryreport, download, gate, handover, modelsource, revisions
 from kubeforge.modelendpoint import status as endpoint_status
 from kubeforge.modelendpoint.modelsource import ModelResolution, resolve_model, with_download_failure
 from kubeforge.modelendpoint.runtime import resolve_runtime
@@ -37,6 +37,7 @@ class Observed:
     pods: tuple[dict[str, Any], ...] = ()  # the server pods, read while not all are Ready
     probe_events: tuple[dict[str, Any], ...] = ()  # the kubelet's Unhealthy events, read while a pod fails its probe
     canary_pods: tuple[dict[str, Any], ...] = ()  # strategy Canary: the canary pods, whose status judges the bake
+    canary_report: dict[str, Any] | None = None  # the ConfigMap the canary's servers report their traffic into
     now: str = ""  # when observed (RFC 3339): the canary's bake is timed against it
 
     @property
@@ -63,7 +64,7 @@ class Observed:
         decision = revisions.decide(self.spec, resolved, self.training_job, self.previous)
         if decision.canary is None:
             return decision
-        verdict = canary.judge(decision.canary, self.previous.get("canary"), self.canary_pods, self.bake, self.now)
+        verdict = canary.judge(decision.canary, self.previous.get("canary"), self.canary_pods, self.bake, self.now, self.canary_report)
         return revisions.baked(decision, verdict, resolved)
 
     @property
@@ -77,9 +78,15 @@ class Observed:
         A first model (nothing served to compare with) is promoted without a bake, as it was served directly before."""
         spec = self.spec.rollout.canary
         if self.spec.rollout.strategy == "Canary":
-            first = revisions.serving(self.previous) is None
-            return canary.Bake(spec.replicas, 0 if first else spec.bake_seconds, self.evaluated)
+            if revisions.serving(self.previous) is None:
+                return canary.Bake(spec.replicas, 0, self.evaluated)
+            return canary.Bake(spec.replicas, spec.bake_seconds, self.evaluated, limits=spec)
         return canary.Bake(1, 0, self.evaluated)
+
+    @property
+    def reports_traffic(self) -> bool:
+        """The canary's servers report their traffic (a bake judges it): strategy Canary with a model to compare."""
+        return self.bake.limits is not None
 
     @property
     def stable_spec(self) -> ModelEndpointSpec:
@@ -161,9 +168,11 @@ def decide_children(obs: Observed, config: Settings) -> ChildPlan | None:
     children = builders.build_children(ep)
     apply, absent = children.apply, children.absent if revisit else []
     if decision.canary is not None and decision.canary_record is not None and not decision.canary_record.get("failed"):
-        apply = apply + [_canary_deployment(obs, decision, ep)]
+        reporting = canaryreport.build_children(obs.endpoint, builders.labels(obs.name)) if obs.reports_traffic else []
+        apply = apply + reporting + [_canary_deployment(obs, decision, ep)]
     elif revisit or (obs.previous.get("canary") and not obs.previous["canary"].get("failed")):
-        absent = absent + [("apps/v1", "Deployment", canary.name(obs.name))]  # promoted, failed, or strategy changed
+        # Promoted, failed, or strategy changed: the canary goes, and the token its pods had with it.
+        absent = absent + [("apps/v1", "Deployment", canary.name(obs.name)), *canaryreport.absent(obs.name)]
     return ChildPlan(apply, absent, claim, initial is not None)
 
 
@@ -176,7 +185,11 @@ def _canary_deployment(obs: Observed, decision: revisions.RolloutDecision, ep: b
     pod_gate = gate.pod_thresholds(promotion, (decision.serve or {}).get("evaluation")) if promotion and obs.evaluated else None
     built = builders.build_deployment(dataclasses.replace(ep, model_uri=rev["uri"], model_revision=revisions.model_header(rev),
                                                           model_digest=rev.get("digest"), evaluation_gate=pod_gate))
-    return canary.as_canary(built, obs.name, rev["revision"], obs.bake.replicas)
+    deployment = canary.as_canary(built, obs.name, rev["revision"], obs.bake.replicas)
+    if obs.reports_traffic:
+        template = canaryreport.reporting_pod_template(deployment["spec"]["template"], obs.name)
+        deployment = {**deployment, "spec": {**deployment["spec"], "template": template}}
+    return deployment
 
 
 def _candidate_only(obs: Observed, decision: revisions.RolloutDecision, config: Settings) -> ChildPlan | None:

@@ -148,7 +148,10 @@ def baked(decision: RolloutDecision, verdict: canary.Verdict, candidate: ModelRe
     assert rev is not None
     if verdict.state == "Passed":
         why = f"replaced after the canary of revision {rev['revision']} passed"
-        promoted = {**rev, "evaluation": verdict.record["evaluation"]} if "evaluation" in verdict.record else rev
+        # What the canary measured stays with the revision: the held-out metrics (notWorseThanServing compares the
+        # next model with them) and the traffic its servers reported during the bake.
+        promoted = {**rev, **{key: verdict.record[k] for k, key in (("evaluation", "evaluation"), ("traffic", "canaryTraffic"))
+                              if k in verdict.record}}
         return RolloutDecision(candidate, promoted, allowed=f"{verdict.message}: promoted", stop_reason=why)
     if verdict.state == "Failed":
         blocked = _keep(decision.serve, candidate, verdict.record["reason"], _not_promoted(rev, verdict.record))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -22,6 +24,7 @@ from .modeldir import find_model_files
 from .repository import ModelRepository
 from .routes import router
 from .runtime import Platform, probe_platform, resolve_runtime
+from .traffic import TrafficReporter, TrafficStats
 
 log = logging.getLogger("kubeforge.serve")
 
@@ -70,7 +73,10 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
             service = InferenceService(app.state.dataplane, app.state.metrics)
             grpc_server = await start_grpc_server(service, cfg.host, cfg.grpc_port, cfg.max_body_bytes)
         loader = asyncio.create_task(_load_in_background(app, model, cfg))
+        reporter = _traffic_reporter(cfg, app.state.traffic)
         yield
+        if reporter:
+            await asyncio.to_thread(reporter.stop)
         # uvicorn has drained in-flight requests by now (SIGTERM: stop accepting, finish, then lifespan);
         # gRPC calls still running get the same grace.
         if grpc_server:
@@ -91,5 +97,17 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
     # HotRoutes sits inside the body limit and the metrics.
     app.add_middleware(HotRoutes, dataplane=plane, body_timeout_s=cfg.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=cfg.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost
+    app.state.traffic = TrafficStats()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, traffic=app.state.traffic)  # outermost
     return app
+
+
+def _traffic_reporter(cfg: ServeConfig, stats: TrafficStats) -> TrafficReporter | None:
+    """A canary pod reports its traffic through the API server (serve/traffic.py); any other server does not."""
+    if not cfg.report_configmap:
+        return None
+    api = (os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
+    log.info("reporting traffic to configmap %s/%s key %s every %g s", cfg.pod_namespace, cfg.report_configmap, cfg.pod_name,
+             cfg.report_every_s)
+    return TrafficReporter(stats, api, cfg.pod_namespace, cfg.report_configmap, cfg.pod_name, cfg.model_revision,
+                           cfg.report_every_s, Path(cfg.service_account_dir)).start()

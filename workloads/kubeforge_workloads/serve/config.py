@@ -45,6 +45,12 @@ class ServeConfig:
     drain_delay_s: float = sc.DEFAULT_DRAIN_DELAY_S  # after SIGTERM: readiness 503, still serving
     drain_timeout_s: float = sc.DEFAULT_DRAIN_TIMEOUT_S  # then in-flight requests get this long to finish
     log_level: str = "info"
+    # A canary pod's traffic report (serve/traffic.py): the ConfigMap, how often, and this pod's name and namespace.
+    report_configmap: str = ""
+    report_every_s: float = sc.DEFAULT_REPORT_EVERY_S
+    pod_name: str = ""
+    pod_namespace: str = ""
+    service_account_dir: str = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -83,6 +89,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("--drain-delay-s", None, type=float, help="after SIGTERM: readiness fails, requests still served")
     opt("--drain-timeout-s", None, type=float, help="then how long in-flight requests get to finish")
     opt("--log-level", None, choices=("debug", "info", "warning", "error"))
+    opt("--report-configmap", sc.REPORT_CONFIGMAP, help=f"canary pods: report traffic into this ConfigMap [{sc.REPORT_CONFIGMAP}]")
+    opt("--report-every-s", sc.REPORT_EVERY_S, type=float, help=f"[{sc.REPORT_EVERY_S}]")
+    opt("--pod-name", sc.POD_NAME, help=f"the report's key [{sc.POD_NAME}]")
+    opt("--pod-namespace", sc.POD_NAMESPACE, help=f"[{sc.POD_NAMESPACE}]")
+    opt("--service-account-dir", None, help="token and ca.crt for the report")
     return p
 
 
@@ -135,5 +146,7 @@ def validate(cfg: ServeConfig) -> str | None:
         (cfg.limit_concurrency >= 1, "limit-concurrency must be >= 1"),
         (cfg.drain_delay_s >= 0 and cfg.drain_timeout_s >= 0, "drain-delay-s and drain-timeout-s must be >= 0"),
         (0 <= cfg.grpc_port <= 65535 and cfg.grpc_port != cfg.port, "grpc-port must be 0 (off) or a port other than port"),
+        (not cfg.report_configmap or (cfg.pod_name and cfg.pod_namespace and cfg.report_every_s > 0),
+         "report-configmap needs pod-name, pod-namespace and report-every-s > 0"),
     ]
     return next((msg for ok, msg in checks if not ok), None)

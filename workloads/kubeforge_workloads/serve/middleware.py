@@ -7,6 +7,7 @@ import time
 from .asgi import send_response
 from .errors import error_json
 from .metrics import ServerMetrics
+from .traffic import TrafficStats
 
 
 class BodyLimitMiddleware:
@@ -48,9 +49,10 @@ class MetricsMiddleware:
 
     Requests in flight are counted by the hot path once a body is read (a slow upload is not load)."""
 
-    def __init__(self, app, metrics: ServerMetrics):
+    def __init__(self, app, metrics: ServerMetrics, traffic: TrafficStats | None = None):
         self.app = app
         self.metrics = metrics
+        self.traffic = traffic
         # Labelled children looked up once per (route, code): labels() takes a lock and builds a key each call.
         self._counters: dict[tuple[str, str], object] = {}
         self._latencies: dict[str, object] = {}
@@ -70,7 +72,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self._record(getattr(scope.get("route"), "path", "unmatched"), status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self._record(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
+            if self.traffic is not None:
+                self.traffic.record(scope["method"], status, seconds)
 
     def _record(self, route: str, status: int, seconds: float) -> None:
         key = (route, str(status))

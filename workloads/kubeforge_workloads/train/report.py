@@ -15,32 +15,25 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import time
-import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
 from kubeforge import contract
 
+from .. import apireport
+from ..apireport import SERVICE_ACCOUNT_DIR
+
 log = logging.getLogger(__name__)
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 REPORT_EVERY_S = 10.0
 
 
 def progress_request(host: str, port: str, namespace: str, job: str, record: dict, token: str) -> urllib.request.Request:
     """The merge-patch that sets the progress key of the job's own progress ConfigMap."""
-    host = f"[{host}]" if ":" in host else host  # an IPv6 service host needs brackets in a URL
-    body = {"data": {contract.PROGRESS_KEY: json.dumps(record, sort_keys=True)}}
-    name = urllib.parse.quote(contract.progress_config_map(job), safe="")
-    return urllib.request.Request(
-        f"https://{host}:{port}/api/v1/namespaces/{namespace}/configmaps/{name}",
-        data=json.dumps(body).encode(),
-        method="PATCH",
-        headers={"Content-Type": "application/merge-patch+json", "Authorization": f"Bearer {token}"},
-    )
+    return apireport.configmap_key_request(host, port, namespace, contract.progress_config_map(job), contract.PROGRESS_KEY,
+                                           record, token)
 
 
 class ProgressReporter:
@@ -73,11 +66,8 @@ class ProgressReporter:
 
     def _send(self, record: dict) -> None:
         try:
-            token = (self.account_dir / "token").read_text().strip()
-            request = progress_request(self.api[0], self.api[1], self.namespace, self.job, record, token)
-            context = ssl.create_default_context(cafile=str(self.account_dir / "ca.crt"))
-            with urllib.request.urlopen(request, context=context, timeout=5) as response:
-                response.read()
+            apireport.send(lambda token: progress_request(self.api[0], self.api[1], self.namespace, self.job, record, token),
+                           self.account_dir)
         except Exception as exc:  # noqa: BLE001 - progress is best effort, training goes on
             log.warning("could not report progress of %s/%s: %s", self.namespace, self.job, exc)
 
