@@ -136,3 +136,29 @@ def test_a_canary_is_judged_on_the_errors_its_server_reports_and_a_clean_one_pro
     model = obj["status"]["model"]
     assert (model["revision"], model["canaryTraffic"]["requests"], model["canaryTraffic"]["errors"]) == (2, 20, 0), model
     show(kit, "run 3's canary (revision 2): 20 requests, no 5xx, p95 within 5000 ms: promoted")
+
+
+def test_a_slow_canary_fails_on_p95_from_a_report_written_as_its_pod_would(kit: Kit, operator, tmp_path):  # noqa: F811
+    """kwok runs no server: the test patches the report with the canary ServiceAccount's own token, as the pod would."""
+    kit.create_suspended_job("train")
+    kit.create(endpoint("gated", model=REF, replicas=3, rollout=ROLLOUT))
+    run_finished(kit, 1, 0.92)
+    kit.wait_phase("gated", "Ready", modelUri="/models/train/v1")
+    run_finished(kit, 2, 0.95)
+    pod = canary_pod(kit, 2)
+    token = kit.cluster.kubectl("-n", kit.namespace, "create", "token", "gated-canary", "--duration=10m").stdout.strip()
+    as_canary = client.CoreV1Api(config.new_client_from_config(
+        config_file=service_account_kubeconfig(kit.cluster.kubeconfig, token, tmp_path / "canary.kubeconfig")))
+    record = {"requests": 300, "errors": 0, "p95Ms": 7250.5, "revision": "revision=2; uri=/models/train/v2", "at": "2026-12-01T07:00:00Z"}
+    as_canary.patch_namespaced_config_map("gated-canary-report", kit.namespace, {"data": {pod: json.dumps(record)}})
+    kit.patch_spec("gated", {"rollout": {"canary": {"bakeSeconds": 1}}})
+
+    def failed() -> dict[str, Any]:
+        obj = kit.check_phase("gated", "Ready", modelUri="/models/train/v1")
+        assert condition(obj, "RolloutBlocked")["reason"] == "CanaryFailed", condition(obj, "RolloutBlocked")
+        return obj
+    obj = wait_for(failed, timeout=60, message="the slow canary failed")
+    assert condition(obj, "RolloutBlocked")["message"] == (
+        f"new model /models/train/v2 not promoted: canary of revision 2 failed: p95 latency 7250.5 ms (pod {pod}) exceeds maxP95Ms 5000"
+        " during the bake; canary removed")
+    show(kit, "run 2's canary reported p95 7250.5 ms: removed")

@@ -171,3 +171,16 @@ def test_argo_cd_reads_a_serving_endpoint_whose_canary_failed_as_degraded():
     reconcile(kube)
     health, message = argo_health_of(kube)
     assert health == "Degraded" and "canary of revision 2 failed: pod mep-canary-2 restarted 3 times" in message, message
+
+
+def test_a_model_that_failed_is_judged_again_only_under_a_changed_gate():
+    kube = FakeKube(evaluated_endpoint())
+    reconcile(kube)
+    kube.store(with_eval(pod("mep-canary-1", ready=False, revision=1), 1,
+                         {"error": "FileNotFoundError: /data/heldout.jsonl", "data": "/data/heldout.jsonl"}))
+    reconcile(kube)
+    kube.objects.pop(("Pod", "ml", "mep-canary-1"))
+    assert reconcile(kube)["canary"]["failed"] and kube.get("apps/v1", "Deployment", "ml", "mep-canary") is None  # waiting changes nothing
+    kube.patch_merge(API_VERSION, "ModelEndpoint", "ml", "mep", {"spec": {"rollout": {"promotion": {"evaluation": {"uri": "/data/fixed.jsonl"}}}}})
+    status = reconcile(kube)  # the file's path fixed: the same model is evaluated again
+    assert "failed" not in status["canary"] and canary_env(kube)[sc.EVAL_URI] == "/data/fixed.jsonl"

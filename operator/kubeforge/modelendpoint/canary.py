@@ -52,6 +52,7 @@ class Bake:
     seconds: float
     evaluated: bool = False  # spec.rollout.promotion.evaluation: a passed held-out evaluation is required
     limits: Canary | None = None  # strategy Canary: the canary's own error rate and p95 are judged at the bake's end
+    gate: str | None = None  # revisions.gate_key of the spec judging it: kept with a failure
 
 
 @dataclass(frozen=True)
@@ -65,24 +66,21 @@ class Verdict:
 def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict[str, Any], ...], bake: Bake, now: str,
           report_map: dict[str, Any] | None = None) -> Verdict:
     """`rev` is the candidate revision; `previous` the status.canary last written; `pods` the canary pods;
-    `report_map` the ConfigMap the canary's servers report their traffic into (canaryreport.py).
-
-    A failed record is final for that model (status.canary keeps it): a later pass, or an operator restart
-    after the canary's pods are gone, must not judge it again."""
-    record = dict(previous) if previous and previous.get("revision") == rev["revision"] and previous.get("uri") == rev["uri"] else {
-        "revision": rev["revision"], "uri": rev["uri"], "startedAt": now}
+    `report_map` the ConfigMap the canary's servers report their traffic into (canaryreport.py)."""
+    # A failed record is final under its gate (revisions._canary keeps the model blocked); reaching here with one
+    # means the gate changed since: the model is judged afresh.
+    again = previous and not previous.get("failed") and previous.get("revision") == rev["revision"] and previous.get("uri") == rev["uri"]
+    record = dict(previous) if again else {"revision": rev["revision"], "uri": rev["uri"], "startedAt": now}
     if rev.get("digest"):
         record["digest"] = rev["digest"]
-    if record.get("failed"):
-        return failed(record, record["failed"], record.get("reason") or Reason.CANARY_FAILED)
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")
             and (p["metadata"].get("labels") or {}).get(CANARY_REVISION) == str(rev["revision"])]
     report = evaluation.evaluation_report(live) if bake.evaluated else evaluation.EvalReport()
     if report.failure:
-        return failed(record, report.failure, Reason.EVALUATION_FAILED)
+        return failed(record, report.failure, Reason.EVALUATION_FAILED, bake.gate)
     failure = next((f for f in map(_failure, live) if f), None)
     if failure:
-        return failed(record, failure, Reason.CANARY_FAILED)
+        return failed(record, failure, Reason.CANARY_FAILED, bake.gate)
     if report.metrics:
         record["evaluation"] = report.metrics
     ready = sum(1 for p in live if _ready(p))
@@ -100,16 +98,18 @@ def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict
             record["traffic"] = {"requests": seen.requests, "errors": seen.errors, "p95Ms": seen.p95_ms}
             too_bad = canaryreport.failure(seen, bake.limits)
             if too_bad:
-                return failed(record, f"{too_bad} during the bake", Reason.CANARY_FAILED)
+                return failed(record, f"{too_bad} during the bake", Reason.CANARY_FAILED, bake.gate)
             scored += f", {seen.describe()}"
         return Verdict("Passed", record, f"canary of revision {rev['revision']} Ready with no restart for {int(baked)}s{scored}")
     return Verdict("Baking", record, f"canary of revision {rev['revision']} baking: {int(baked)}/{bake.seconds:g}s Ready",
                    bake.seconds - baked)
 
 
-def failed(record: dict[str, Any], message: str, reason: str) -> Verdict:
-    """The canary failed: `message` (naming the pod and what it did, or metric, value and threshold) stays in status.canary."""
-    return Verdict("Failed", {**record, "failed": message, "reason": reason}, message)
+def failed(record: dict[str, Any], message: str, reason: str, gate: str | None = None) -> Verdict:
+    """The canary failed: `message` (naming the pod and what it did, or metric, value and threshold) stays in status.canary,
+    with the gate it failed under."""
+    record = {**record, "failed": message, "reason": reason, **({"gate": gate} if gate else {})}
+    return Verdict("Failed", record, message)
 
 
 def _shown(metrics: dict[str, Any]) -> str:

@@ -79,9 +79,9 @@ class Observed:
         spec = self.spec.rollout.canary
         if self.spec.rollout.strategy == "Canary":
             if revisions.serving(self.previous) is None:
-                return canary.Bake(spec.replicas, 0, self.evaluated)
-            return canary.Bake(spec.replicas, spec.bake_seconds, self.evaluated, limits=spec)
-        return canary.Bake(1, 0, self.evaluated)
+                return canary.Bake(spec.replicas, 0, self.evaluated, gate=revisions.gate_key(self.spec))
+            return canary.Bake(spec.replicas, spec.bake_seconds, self.evaluated, limits=spec, gate=revisions.gate_key(self.spec))
+        return canary.Bake(1, 0, self.evaluated, gate=revisions.gate_key(self.spec))
 
     @property
     def reports_traffic(self) -> bool:

@@ -8,6 +8,8 @@ TrainingJob and the last written status, so an operator restart continues where 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -105,24 +107,34 @@ def decide(spec: ModelEndpointSpec, resolution: ModelResolution, training_job: d
     numbered = _numbered(new, history)
     if promotion is not None and promotion.evaluation is not None:
         # Judged on the held-out file by the candidate's own pods (canary.judge), never on training metrics.
-        return _canary(current, numbered, resolution, previous.get("canary"))
+        return _canary(current, numbered, resolution, previous.get("canary"), gate_key(spec))
     if promotion is not None:
         verdict = gate.judge(promotion, new.get("metrics") or {}, (current or {}).get("metrics") if current else None)
         if not verdict.passed:
             return _keep(current, resolution, Reason.PROMOTION_GATE_FAILED, f"new model {new['uri']} not promoted: {verdict.message}")
         if spec.rollout.strategy == "Canary" and current:
-            return _canary(current, numbered, resolution, previous.get("canary"))
+            return _canary(current, numbered, resolution, previous.get("canary"), gate_key(spec))
         return RolloutDecision(resolution, numbered, allowed=f"revision {numbered['revision']} ({new['uri']}) {verdict.message}")
     if spec.rollout.strategy == "Canary" and current:
-        return _canary(current, numbered, resolution, previous.get("canary"))
+        return _canary(current, numbered, resolution, previous.get("canary"), gate_key(spec))
     return RolloutDecision(resolution, numbered)
 
 
+def gate_key(spec: ModelEndpointSpec) -> str:
+    """A short digest of what judges a canary (spec.rollout.promotion, canary.maxErrorRate and maxP95Ms): a model that
+    failed is tried again only when this changed (a fixed held-out file path, a new threshold), never by waiting, nor
+    by a new bake length."""
+    limits = spec.rollout.canary
+    judged = json.dumps([spec.rollout.promotion.to_wire() if spec.rollout.promotion else None, limits.max_error_rate, limits.max_p95_ms],
+                        sort_keys=True)
+    return hashlib.sha256(judged.encode()).hexdigest()[:12]
+
+
 def _canary(current: dict[str, Any] | None, new: dict[str, Any], resolution: ModelResolution,
-            last: dict[str, Any] | None) -> RolloutDecision:
+            last: dict[str, Any] | None, key: str) -> RolloutDecision:
     """The new revision runs as canary beside the serving one (alone, for a first model under evaluation);
-    a model whose canary failed is not tried again."""
-    if last and last.get("failed") and same_model(new, last):
+    a model whose canary failed is not tried again under the same gate."""
+    if last and last.get("failed") and same_model(new, last) and last.get("gate", key) == key:
         blocked = _keep(current, resolution, last.get("reason") or Reason.CANARY_FAILED, _not_promoted(new, last))
         return replace(blocked, canary_record=last)
     if current is None:
