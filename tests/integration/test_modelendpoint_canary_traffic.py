@@ -43,6 +43,16 @@ def canary_pod(kit: Kit, revision: int, other_than: str = "") -> str:
     return wait_for(found, timeout=60, message=f"revision {revision}'s canary pod")
 
 
+def run_2_canary(kit: Kit) -> str:
+    """Run 1 served, run 2 (better) passed the gate: its canary pod's name."""
+    kit.create_suspended_job("train")
+    kit.create(endpoint("gated", model=REF, replicas=3, rollout=ROLLOUT))
+    run_finished(kit, 1, 0.92)
+    kit.wait_phase("gated", "Ready", modelUri="/models/train/v1")
+    run_finished(kit, 2, 0.95)
+    return canary_pod(kit, 2)
+
+
 def account_dir(kit: Kit, tmp_path: Path) -> Path:
     """What the kubelet mounts into the canary pod: the canary ServiceAccount's token and the cluster's CA."""
     folder = tmp_path / "serviceaccount"
@@ -76,6 +86,17 @@ def reported(kit: Kit, pod: str, requests: int) -> dict[str, Any]:
     return wait_for(arrived, timeout=30, message=f"{pod}'s report of {requests} requests")
 
 
+def end_bake_and_wait_for_failure(kit: Kit) -> dict[str, Any]:
+    """bakeSeconds cut to 1 (the canary has been Ready longer): judged now; v1 keeps serving, CanaryFailed."""
+    kit.patch_spec("gated", {"rollout": {"canary": {"bakeSeconds": 1}}})
+
+    def failed() -> dict[str, Any]:
+        obj = kit.check_phase("gated", "Ready", modelUri="/models/train/v1")
+        assert condition(obj, "RolloutBlocked")["reason"] == "CanaryFailed", condition(obj, "RolloutBlocked")
+        return obj
+    return wait_for(failed, timeout=60, message="the canary failed")
+
+
 def show(kit: Kit, step: str) -> None:
     print(f"\n--- {step}\n$ kubectl get mep gated -o wide\n" + kit.kubectl("get", "mep", "gated", "-o", "wide"))
     for field in ("{.status.canary}", "{.status.model}"):
@@ -83,13 +104,7 @@ def show(kit: Kit, step: str) -> None:
 
 
 def test_a_canary_is_judged_on_the_errors_its_server_reports_and_a_clean_one_promoted(kit: Kit, operator, tiny_model, tmp_path):  # noqa: F811
-    kit.create_suspended_job("train")
-    kit.create(endpoint("gated", model=REF, replicas=3, rollout=ROLLOUT))
-    run_finished(kit, 1, 0.92)
-    kit.wait_phase("gated", "Ready", modelUri="/models/train/v1")
-
-    run_finished(kit, 2, 0.95)
-    pod = canary_pod(kit, 2)
+    pod = run_2_canary(kit)
     server = canary_server(kit, tiny_model, pod, tmp_path, faulty("fail", "kubeforge"))
     try:
         codes = send(server, ["a fine day"] * 16 + ["kubeforge test"] * 4)
@@ -105,13 +120,7 @@ def test_a_canary_is_judged_on_the_errors_its_server_reports_and_a_clean_one_pro
         assert refused.value.status == 403
         show(kit, "run 2's canary (revision 2) baking, its server reported 20 requests, 4 answered 500")
         operator.restart()  # mid-bake: the bake's end still reads the report
-        kit.patch_spec("gated", {"rollout": {"canary": {"bakeSeconds": 1}}})
-
-        def failed() -> dict[str, Any]:
-            obj = kit.check_phase("gated", "Ready", modelUri="/models/train/v1")
-            assert condition(obj, "RolloutBlocked")["reason"] == "CanaryFailed", condition(obj, "RolloutBlocked")
-            return obj
-        obj = wait_for(failed, timeout=60, message="the erroring canary failed")
+        obj = end_bake_and_wait_for_failure(kit)
     finally:
         server.terminate()
     assert condition(obj, "RolloutBlocked")["message"] == (
@@ -140,24 +149,13 @@ def test_a_canary_is_judged_on_the_errors_its_server_reports_and_a_clean_one_pro
 
 def test_a_slow_canary_fails_on_p95_from_a_report_written_as_its_pod_would(kit: Kit, operator, tmp_path):  # noqa: F811
     """kwok runs no server: the test patches the report with the canary ServiceAccount's own token, as the pod would."""
-    kit.create_suspended_job("train")
-    kit.create(endpoint("gated", model=REF, replicas=3, rollout=ROLLOUT))
-    run_finished(kit, 1, 0.92)
-    kit.wait_phase("gated", "Ready", modelUri="/models/train/v1")
-    run_finished(kit, 2, 0.95)
-    pod = canary_pod(kit, 2)
+    pod = run_2_canary(kit)
     token = kit.cluster.kubectl("-n", kit.namespace, "create", "token", "gated-canary", "--duration=10m").stdout.strip()
     as_canary = client.CoreV1Api(config.new_client_from_config(
         config_file=service_account_kubeconfig(kit.cluster.kubeconfig, token, tmp_path / "canary.kubeconfig")))
     record = {"requests": 300, "errors": 0, "p95Ms": 7250.5, "revision": "revision=2; uri=/models/train/v2", "at": "2026-12-01T07:00:00Z"}
     as_canary.patch_namespaced_config_map("gated-canary-report", kit.namespace, {"data": {pod: json.dumps(record)}})
-    kit.patch_spec("gated", {"rollout": {"canary": {"bakeSeconds": 1}}})
-
-    def failed() -> dict[str, Any]:
-        obj = kit.check_phase("gated", "Ready", modelUri="/models/train/v1")
-        assert condition(obj, "RolloutBlocked")["reason"] == "CanaryFailed", condition(obj, "RolloutBlocked")
-        return obj
-    obj = wait_for(failed, timeout=60, message="the slow canary failed")
+    obj = end_bake_and_wait_for_failure(kit)
     assert condition(obj, "RolloutBlocked")["message"] == (
         f"new model /models/train/v2 not promoted: canary of revision 2 failed: p95 latency 7250.5 ms (pod {pod}) exceeds maxP95Ms 5000"
         " during the bake; canary removed")

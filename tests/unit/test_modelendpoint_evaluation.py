@@ -39,6 +39,15 @@ def passed(accuracy: float) -> dict[str, Any]:
             "data": HELD_OUT["uri"]}
 
 
+def serve_v1_then_ask_for_v2(kube: FakeKube) -> None:
+    """v1's candidate passes (held-out accuracy 0.93) and is served; then the spec asks for /m/v2."""
+    reconcile(kube)
+    kube.store(with_eval(pod("mep-canary-1", revision=1), 0, passed(0.93)))
+    reconcile(kube)
+    kube.objects.pop(("Pod", "ml", "mep-canary-1"))
+    kube.patch_merge(API_VERSION, "ModelEndpoint", "ml", "mep", {"spec": {"model": {"uri": "/m/v2"}}})
+
+
 def canary_env(kube: FakeKube, container: str = "model-eval") -> dict[str, str]:
     spec = kube.get("apps/v1", "Deployment", "ml", "mep-canary")["spec"]["template"]["spec"]
     found = next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == container)
@@ -79,11 +88,7 @@ def test_a_first_model_runs_alone_as_a_candidate_and_is_served_once_its_evaluati
 
 def test_a_worse_model_is_blocked_by_its_own_evaluation_and_never_served():
     kube = FakeKube(evaluated_endpoint())
-    reconcile(kube)
-    kube.store(with_eval(pod("mep-canary-1", revision=1), 0, passed(0.93)))
-    reconcile(kube)
-    kube.objects.pop(("Pod", "ml", "mep-canary-1"))
-    kube.patch_merge(API_VERSION, "ModelEndpoint", "ml", "mep", {"spec": {"model": {"uri": "/m/v2"}}})
+    serve_v1_then_ask_for_v2(kube)
     reconcile(kube)
     # The floor from the serving revision's held-out accuracy (0.93 - 0.01) travels to the candidate's pods.
     floor = json.loads(canary_env(kube)[sc.EVAL_GATE])[1]
@@ -120,11 +125,7 @@ def test_strategy_canary_evaluates_then_bakes_its_canary_replicas():
     endpoint = evaluated_endpoint(strategy="Canary")
     endpoint["spec"]["rollout"]["canary"] = {"replicas": 1, "bakeSeconds": 0}
     kube = FakeKube(endpoint)
-    reconcile(kube)
-    kube.store(with_eval(pod("mep-canary-1", revision=1), 0, passed(0.93)))
-    reconcile(kube)
-    kube.objects.pop(("Pod", "ml", "mep-canary-1"))
-    kube.patch_merge(API_VERSION, "ModelEndpoint", "ml", "mep", {"spec": {"model": {"uri": "/m/v2"}}})
+    serve_v1_then_ask_for_v2(kube)
     status = reconcile(kube)
     assert status["canary"]["revision"] == 2 and kube.get("apps/v1", "Deployment", "ml", "mep")["spec"]["replicas"] == 1
     kube.store(pod("mep-canary-2"))  # Ready, but no evaluation report yet: not promoted
@@ -161,11 +162,7 @@ def test_argo_cd_reads_a_serving_endpoint_whose_canary_failed_as_degraded():
     endpoint = evaluated_endpoint(strategy="Canary")
     endpoint["spec"]["rollout"]["canary"] = {"replicas": 1, "bakeSeconds": 600}
     kube = FakeKube(endpoint)
-    reconcile(kube)
-    kube.store(with_eval(pod("mep-canary-1", revision=1), 0, passed(0.93)))
-    reconcile(kube)
-    kube.objects.pop(("Pod", "ml", "mep-canary-1"))
-    kube.patch_merge(API_VERSION, "ModelEndpoint", "ml", "mep", {"spec": {"model": {"uri": "/m/v2"}}})
+    serve_v1_then_ask_for_v2(kube)
     reconcile(kube)
     kube.store(with_eval(pod("mep-canary-2", restarts=3), 0, passed(0.95)))
     reconcile(kube)
