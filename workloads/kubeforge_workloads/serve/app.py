@@ -53,7 +53,7 @@ async def _load_in_background(app: FastAPI, model: TextClassificationModel, cfg:
     plane: DataPlane = app.state.dataplane
     batcher = DynamicBatcher(model.infer, max_batch_size=cfg.max_batch_size, max_delay_ms=cfg.max_delay_ms,
                              max_queue=cfg.max_queue, requests_in_flight=plane.in_flight,
-                             on_batch=metrics.batch_size.observe, run_inline=model.small_enough_inline,
+                             on_batch=metrics.observe_batch, run_inline=model.small_enough_inline,
                              request_timeout_s=cfg.request_timeout_s)
     batcher.start()
     metrics.load_seconds.set(model.load_seconds)
@@ -94,8 +94,6 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
     app.state.on_fatal = lambda: None
     install_error_handlers(app)
     app.include_router(router)
-    # HotRoutes sits inside the body limit and the metrics.
-    app.add_middleware(HotRoutes, dataplane=plane, body_timeout_s=cfg.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=cfg.max_body_bytes)
     app.state.traffic = TrafficStats()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, traffic=app.state.traffic)  # outermost
@@ -111,3 +109,9 @@ def _traffic_reporter(cfg: ServeConfig, stats: TrafficStats) -> TrafficReporter 
              cfg.report_every_s)
     return TrafficReporter(stats, api, cfg.pod_namespace, cfg.report_configmap, cfg.pod_name, cfg.model_revision,
                            cfg.report_every_s, Path(cfg.service_account_dir)).start()
+
+
+def serving_app(app: FastAPI, cfg: ServeConfig) -> HotRoutes:
+    """What uvicorn runs: the inference POSTs answered ahead of the FastAPI app (hotpath.py), the rest by it."""
+    return HotRoutes(app, app.state.dataplane, app.state.metrics, app.state.traffic, cfg.max_body_bytes,
+                     cfg.body_timeout_s)

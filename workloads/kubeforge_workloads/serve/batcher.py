@@ -53,7 +53,7 @@ class DynamicBatcher:
 
     def __init__(self, run_batch: Callable[[list], np.ndarray], *, max_batch_size: int, max_delay_ms: float,
                  max_queue: int, requests_in_flight: Callable[[], int] = lambda: 0,
-                 on_batch: Callable[[int], None] = lambda n: None,
+                 on_batch: Callable[[int, float], None] = lambda size, seconds: None,
                  run_inline: Callable[[list], bool] = lambda payloads: False,
                  request_timeout_s: float = 3600.0):
         self._run_batch = run_batch
@@ -136,17 +136,22 @@ class DynamicBatcher:
         return not self._queue and not self._running and self._in_flight() <= 1
 
     def _inline(self, payloads: list) -> list:
-        start = time.perf_counter()
         try:
-            rows = self._run_batch(payloads)
+            rows, seconds = self._timed_run(payloads)
         except Exception as exc:  # a failure here is this request's alone
             raise _failure(exc) from exc
-        self._record(len(payloads), time.perf_counter() - start)
+        self._record(len(payloads), seconds)
         return list(rows)
+
+    def _timed_run(self, payloads: list) -> tuple[object, float]:
+        """The model call and its duration, timed on the thread that runs it (no hand-off included)."""
+        start = time.perf_counter()
+        rows = self._run_batch(payloads)
+        return rows, time.perf_counter() - start
 
     def _record(self, size: int, seconds: float) -> None:
         self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * seconds
-        self._on_batch(size)
+        self._on_batch(size, seconds)
 
     def _take(self, batch: list[_Item]) -> None:
         while self._queue and len(batch) < self.max_batch_size:
@@ -185,13 +190,14 @@ class DynamicBatcher:
             self._batch_started = start = time.monotonic()
             self._running = True
             try:
-                rows = await loop.run_in_executor(self._executor, self._run_batch, payloads)
+                rows, seconds = await loop.run_in_executor(self._executor, self._timed_run, payloads)
             except Exception:  # the model failed on something in this batch: find what, serve the rest
                 log.exception("batch of %d failed; splitting it to isolate the failing texts", len(batch))
                 rows = await loop.run_in_executor(self._executor, self._isolate, payloads)
+                seconds = time.monotonic() - start
             finally:
                 self._running = False
-            self._record(len(batch), time.monotonic() - start)
+            self._record(len(batch), seconds)
             for item, row in zip(batch, rows):
                 if item.future.done():
                     continue

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, serving_app
     from .httpprotocol import bounded_httptools
 
     try:
@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plane = app.state.dataplane
     server = draining_server(uvicorn.Config(
-        app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
+        # No proxy-headers rewrite of the client address: nothing here reads it (no access log).
+        serving_app(app, cfg), host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
+        proxy_headers=False,
         http=bounded_httptools(cfg.max_header_bytes, cfg.header_timeout_s), limit_concurrency=cfg.limit_concurrency,
         # After the drain delay uvicorn closes the listener, lets in-flight requests finish up to this long, then exits.
         timeout_graceful_shutdown=cfg.drain_timeout_s, headers=response_headers(cfg),

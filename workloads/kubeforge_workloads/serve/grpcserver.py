@@ -85,8 +85,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         finally:
             self.plane.in_flight.value -= 1
-            self.metrics.requests.labels(INFER_ROUTE, str(status)).inc()
-            self.metrics.latency.labels(INFER_ROUTE).observe(time.perf_counter() - start)
+            self.metrics.observe_request(INFER_ROUTE, status, time.perf_counter() - start)
 
 
 async def _abort(context, exc: ServeError):

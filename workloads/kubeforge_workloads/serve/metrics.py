@@ -26,6 +26,28 @@ class ServerMetrics:
         self.in_flight = Gauge(sc.INFLIGHT_METRIC, "inference requests being served (the autoscaling signal)",
                                registry=r)
         self.load_seconds = Gauge("kubeforge_model_load_seconds", "model load + warm-up time", registry=r)
+        self.model_seconds = Histogram("kubeforge_model_call_seconds", "time of one batch's model call "
+                                       "(pad, run, softmax), tokenization and queueing excluded",
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        # Labelled children looked up once per (route, code): labels() takes a lock and builds a key each call.
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._latencies: dict[str, Histogram] = {}
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.model_seconds.observe(seconds)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """One answered request (HTTP or gRPC), by route template (a bounded label value) and status code."""
+        key = (route, str(status))
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(*key)
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.latency.labels(route)
+        counter.inc()
+        latency.observe(seconds)
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

@@ -47,15 +47,13 @@ class BodyLimitMiddleware:
 class MetricsMiddleware:
     """Counts requests by route template (bounded label values) and status code, and times them.
 
-    Requests in flight are counted by the hot path once a body is read (a slow upload is not load)."""
+    The inference POSTs are counted by HotRoutes (hotpath.py), which answers them before this app; requests
+    in flight are counted there too, once a body is read (a slow upload is not load)."""
 
     def __init__(self, app, metrics: ServerMetrics, traffic: TrafficStats | None = None):
         self.app = app
         self.metrics = metrics
         self.traffic = traffic
-        # Labelled children looked up once per (route, code): labels() takes a lock and builds a key each call.
-        self._counters: dict[tuple[str, str], object] = {}
-        self._latencies: dict[str, object] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -73,17 +71,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             seconds = time.perf_counter() - start
-            self._record(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
+            self.metrics.observe_request(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
             if self.traffic is not None:
                 self.traffic.record(scope["method"], status, seconds)
-
-    def _record(self, route: str, status: int, seconds: float) -> None:
-        key = (route, str(status))
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.metrics.requests.labels(*key)
-        latency = self._latencies.get(route)
-        if latency is None:
-            latency = self._latencies[route] = self.metrics.latency.labels(route)
-        counter.inc()
-        latency.observe(seconds)
