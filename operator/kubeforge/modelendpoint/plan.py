@@ -10,6 +10,7 @@ Deployment the apply returned, and writes status and the Plan's events last.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ class Observed:
         """The status as last written."""
         return self.endpoint.get("status") or {}
 
-    @property
+    @functools.cached_property  # asked many times a pass; a frozen dataclass still has a __dict__ to cache in
     def rollout(self) -> revisions.RolloutDecision:
         """Which revision to serve: the spec's model if it passes the promotion gate, a pinned one, or the one served."""
         resolved = resolve_model(self.spec.model, self.training_job, self.previous.get("modelUri"))
