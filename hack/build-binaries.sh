@@ -32,11 +32,12 @@ with_progress() {
   log "$what: done in $((SECONDS - start))s"
 }
 
-build_kubernetes() {
-  local want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+build_kubernetes() {  # [binary...] (default: the control plane and kubectl)
+  local want=("$@")
+  [[ ${#want[@]} == 0 ]] && want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   local missing=0
   for b in "${want[@]}"; do [[ -x "$BIN/$b" ]] || missing=1; done
-  [[ $missing == 0 ]] && { log "kubernetes $K8S_VERSION: cached"; return; }
+  [[ $missing == 0 ]] && { log "kubernetes $K8S_VERSION ${want[*]}: cached"; return; }
   local mod="$WORK/kubernetes-$K8S_VERSION"
   mkdir -p "$mod" && cd "$mod"
   # k8s.io/kubernetes replaces its staging modules with local paths, so a
@@ -181,7 +182,9 @@ main() {
     helm) build_helm ;;
     kueue) build_kueue ;;
     seaweedfs) build_seaweedfs ;;
-    *) echo "usage: $0 [all|helm|kueue|seaweedfs]" >&2; exit 2 ;;
+    # The real node (hack/cluster.sh up --real): kubelet and kube-proxy from the same wrapper module.
+    realnode) build_kubernetes kubelet kube-proxy ;;
+    *) echo "usage: $0 [all|helm|kueue|seaweedfs|realnode]" >&2; exit 2 ;;
   esac
   log "binaries in $BIN ($((SECONDS - start))s)"
 }

@@ -3,8 +3,11 @@
 # kube-controller-manager, kube-scheduler and etcd run by kwokctl (binary
 # runtime, all on 127.0.0.1), with kwok faking the GPU node pools and pods.
 #
-#   hack/cluster.sh up          create or start the cluster (idempotent), print the kubeconfig
-#   hack/cluster.sh down        delete the cluster and its state
+#   hack/cluster.sh up          create or start the cluster (idempotent), print the kubeconfig;
+#                               a dead component (etcd, API server, controllers, kwok) is restarted
+#   hack/cluster.sh up --real   the same, plus the real node (hack/realnode/node.sh: kubelet,
+#                               containerd, CNI bridge, kube-proxy, DNS; needs root) as pool `real`
+#   hack/cluster.sh down        delete the cluster and its state (and stop the real node if it is in it)
 #   hack/cluster.sh status      is it up? nodes by pool
 #   hack/cluster.sh kubeconfig  print the kubeconfig path
 #   hack/cluster.sh check       up, then check that it behaves as a real cluster (hack/cluster-check/)
@@ -28,6 +31,9 @@ AUDIT_POLICY="$HERE/kwok/audit-policy.yaml"
 # cluster was made from, so a changed stage file leads to a fresh cluster.
 STAMP="$WORKDIR/kubeforge.config.sha256"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+REALNODE_JOINED=/var/lib/kubeforge-realnode/joined  # which cluster the real node is in (hack/realnode/node.sh)
+# The processes kwokctl runs for the cluster, by pid file name.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $1"; exit "${2:-1}"; }
@@ -67,6 +73,12 @@ scrub_stale_pids() {
       rm -f "$f"
     fi
   done
+}
+
+components_alive() {  # every component has a live pid (scrub_stale_pids dropped the dead ones)
+  local c
+  scrub_stale_pids
+  for c in "${COMPONENTS[@]}"; do [[ -f "$WORKDIR/pids/$c.pid" ]] || { log "$c is not running"; return 1; }; done
 }
 
 wait_ready() {  # seconds
@@ -111,6 +123,8 @@ delete() {
 start_existing() {  # returns non-zero when the old state cannot be brought back
   scrub_stale_pids
   log "starting existing cluster $NAME"
+  # Some components may still run: stop them all, so start brings up one full set.
+  kwokctl stop cluster >&2 2>/dev/null || true
   kwokctl start cluster --timeout 3m >&2 && wait_ready 120 || return 1
   # The node Leases still name the previous kwok-controller, which no longer
   # runs; until they expire the new one would not play the nodes' pods.
@@ -129,7 +143,8 @@ show() {
 }
 
 up() {
-  local start=$SECONDS
+  local start=$SECONDS real=0
+  [[ "${1:-}" == --real ]] && real=1
   ensure_binaries
   # One `up` at a time: parallel test sessions share this cluster.
   exec 9>"$CACHE/cluster-$NAME.lock"  # not in the clusters dir: kwokctl lists it
@@ -139,7 +154,7 @@ up() {
     delete
   fi
   if [[ -f "$WORKDIR/kwok.yaml" ]]; then
-    if ready; then
+    if ready && components_alive; then
       log "cluster $NAME already running"
     elif ! start_existing; then
       log "stale cluster state could not be started: recreating"
@@ -151,6 +166,10 @@ up() {
     wait_ready 120 || die "API server not ready; logs: $WORKDIR/logs/"
   fi
   apply_nodes
+  # A cluster that has the real node gets it checked (and dead daemons restarted) by a plain `up` too.
+  if [[ $real == 1 || "$(cut -d' ' -f1 "$REALNODE_JOINED" 2>/dev/null)" == "$NAME" ]]; then
+    "$HERE/realnode/node.sh" up "$KUBECONFIG_PATH" "$NAME"
+  fi
   log "ready in $((SECONDS - start))s; kubeconfig: $KUBECONFIG_PATH"
   show >&2
   echo "$KUBECONFIG_PATH"
@@ -175,10 +194,12 @@ check() {  # the cluster's own tests: scheduling by GPU pools and taints, Jobs, 
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) delete; log "cluster $NAME deleted" ;;
-  status) status ;;
+  up) up "${2:-}" ;;
+  down) if [[ -x "$HERE/realnode/node.sh" && $(id -u) == 0 ]]; then "$HERE/realnode/node.sh" down "$NAME"; fi
+        delete; log "cluster $NAME deleted" ;;
+  status) status
+          if [[ -f "$REALNODE_JOINED" ]]; then "$HERE/realnode/node.sh" status; fi ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   check) check ;;
-  *) echo "usage: $0 up|down|status|kubeconfig|check" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--real]|down|status|kubeconfig|check" >&2; exit 2 ;;
 esac
