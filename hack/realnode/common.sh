@@ -19,7 +19,7 @@ pid_alive() {
   local pid
   pid="$(cat "$1" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] && [[ -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"$2"* ]]
 }
 
 # start_daemon NAME PIDFILE MATCH CMD...: start CMD detached (setsid, own log) unless already alive.

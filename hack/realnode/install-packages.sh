@@ -8,7 +8,7 @@ PACKAGES=(docker.io containerd runc containernetworking-plugins mmdebstrap iptab
           ethtool socat gcc libc6-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
 done
 [[ ${#missing[@]} == 0 ]] && exit 0
 if [[ $(id -u) != 0 ]]; then

@@ -53,21 +53,31 @@ ensure_binaries() {
 
 network() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip addr show dev "$BRIDGE" | grep -q "inet $GATEWAY/" || ip addr add "$GATEWAY/24" dev "$BRIDGE"
+  # (no `| grep -q` under pipefail: grep quitting early fails the pipeline with SIGPIPE)
+  [[ "$(ip -4 addr show dev "$BRIDGE")" == *"inet $GATEWAY/"* ]] || ip addr add "$GATEWAY/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Service IPs are virtual (kube-proxy DNATs them); route them to the bridge so nothing on the
   # host ever sends them out of the machine's own interface.
-  ip route show "$SERVICE_CIDR" | grep -q . || ip route add "$SERVICE_CIDR" dev "$BRIDGE" src "$GATEWAY"
+  [[ -n "$(ip route show "$SERVICE_CIDR")" ]] || ip route add "$SERVICE_CIDR" dev "$BRIDGE" src "$GATEWAY"
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
   # Pods talk to each other, to Services and to the gateway; never past this machine.
   iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j REJECT 2>/dev/null \
     || iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j REJECT
 }
 
+config_file() {  # path daemon < content: write it; a changed file stops its running daemon (up restarts it)
+  local path="$1" daemon="$2" new
+  new="$(cat)"
+  [[ -f "$path" && "$(cat "$path")" == "$new" ]] && return 0
+  printf '%s\n' "$new" >"$path"
+  [[ -n "$daemon" ]] && stop_daemon "$daemon" "$(pidfile "$daemon")" "${MATCH[$daemon]}"
+  return 0
+}
+
 write_configs() {  # kubeconfig
   local kubeconfig="$1"
   mkdir -p "$ETC/cni" "$KUBELET_DIR" "$REALNODE_STATE/containerd" "$REALNODE_RUN"
-  cat >"$ETC/containerd.toml" <<TOML
+  config_file "$ETC/containerd.toml" containerd <<TOML
 version = 2
 root = "$REALNODE_STATE/containerd"
 state = "$REALNODE_RUN/containerd"
@@ -90,7 +100,7 @@ state = "$REALNODE_RUN/containerd"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$ETC/cni"
 TOML
-  cat >"$ETC/cni/10-kubeforge.conflist" <<JSON
+  config_file "$ETC/cni/10-kubeforge.conflist" "" <<JSON
 {
   "cniVersion": "0.4.0",
   "name": "kubeforge",
@@ -102,10 +112,12 @@ TOML
   ]
 }
 JSON
-  cat >"$ETC/kubelet.yaml" <<YAML
+  config_file "$ETC/kubelet.yaml" kubelet <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+# The API server dials the node's InternalIP for logs and exec. The kubelet refuses a loopback node
+# IP, and the machine's own interface must not be used: the bridge gateway is the node's address.
+address: $GATEWAY
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -115,7 +127,7 @@ containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
-# The API server reaches the kubelet (logs, exec) on 127.0.0.1 only, without a client certificate.
+# The API server reaches the kubelet (logs, exec) on the gateway only, without a client certificate.
 authentication: {anonymous: {enabled: true}, webhook: {enabled: false}, x509: {}}
 authorization: {mode: AlwaysAllow}
 clusterDNS: [$GATEWAY]
@@ -131,7 +143,7 @@ evictionHard: {memory.available: 200Mi, nodefs.available: 1%, imagefs.available:
 serializeImagePulls: false
 maxPods: 50
 YAML
-  cat >"$ETC/kube-proxy.yaml" <<YAML
+  config_file "$ETC/kube-proxy.yaml" kube-proxy <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -158,7 +170,7 @@ load_images() {  # image...: docker save | ctr import, skipped when the same ima
   for image in "$@"; do
     id="$("${DOCKER[@]}" image inspect -f '{{.Id}}' "$image")" || rn_die "image $image is not built (make images)"
     stamp="$REALNODE_STATE/imported/$(echo "$image" | tr '/:' '__')"
-    if [[ "$(cat "$stamp" 2>/dev/null)" == "$id" ]] && "${CTR[@]}" images ls -q "name==$image" | grep -q .; then
+    if [[ "$(cat "$stamp" 2>/dev/null)" == "$id" && -n "$("${CTR[@]}" images ls -q "name==$image")" ]]; then
       continue
     fi
     rn_log "loading $image into the node's containerd"
@@ -175,7 +187,7 @@ start_node_daemons() {  # kubeconfig
   [[ "$port" =~ ^[0-9]+$ ]] || rn_die "no API server port in $kubeconfig"
   start_daemon kubelet "$(pidfile kubelet)" "${MATCH[kubelet]}" "$BIN/kubelet" \
     --config "$ETC/kubelet.yaml" --kubeconfig "$kubeconfig" --root-dir "$KUBELET_DIR" \
-    --hostname-override "$NODE_NAME" --node-ip 127.0.0.1 \
+    --hostname-override "$NODE_NAME" --node-ip "$GATEWAY" \
     --node-labels "kubeforge.io/pool=real,type=real" --v=1
   start_daemon kube-proxy "$(pidfile kube-proxy)" "${MATCH[kube-proxy]}" "$BIN/kube-proxy" \
     --config "$ETC/kube-proxy.yaml" --v=1
@@ -254,6 +266,8 @@ up() {  # kubeconfig cluster
   echo "$joined" >"$JOINED"
   kubernetes_endpoints "$kubeconfig"
   start_node_daemons "$kubeconfig"
+  wait_for 120 "node $NODE_NAME to register" "$BIN/kubectl" --kubeconfig "$kubeconfig" get node "$NODE_NAME" \
+    || rn_die "node $NODE_NAME did not register; logs: $REALNODE_LOGS/kubelet.log"
   "$BIN/kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null \
     || rn_die "node $NODE_NAME not Ready; logs: $REALNODE_LOGS/kubelet.log"
   rn_log "node $NODE_NAME Ready in cluster $cluster ($((SECONDS - start))s)"
