@@ -9,8 +9,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help venv binaries helm kueue kueue-up kueue-down cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
-        test test-unit test-integration test-workload demo bench bench-train bench-serve bench-s3 bench-scale seaweedfs s3-up s3-down \
-        images kind-up kind-e2e kind-down clean
+        test test-unit test-integration test-workload test-real demo demo-real bench bench-train bench-serve bench-s3 bench-scale seaweedfs s3-up s3-down \
+        images real-node real-node-prereqs kind-up kind-e2e kind-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ crds: venv  ## regenerate crds/ and the chart's CRDs from the API models
 crds-check: venv  ## fail when crds/ drifted from the API models
 	@$(PY) -m kubeforge.crds --check
 
-test: venv binaries helm seaweedfs kueue  ## all tests: unit, integration (local cluster), workload, e2e
+test: venv binaries helm seaweedfs kueue real-node-prereqs  ## all tests: unit, integration (local cluster), workload, e2e (real node too, as root)
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests
 
 test-unit: venv helm  ## fast unit tests only (helm renders the chart)
@@ -72,11 +72,17 @@ test-unit: venv helm  ## fast unit tests only (helm renders the chart)
 test-integration: venv binaries kueue  ## operator against the local cluster
 	@KUBEFORGE_REQUIRE_CLUSTER=1 $(PYTEST) tests/integration
 
+test-real: venv binaries helm real-node-prereqs  ## e2e on the real node only (root: kubelet, containerd, images)
+	@KUBEFORGE_REQUIRE_CLUSTER=1 KUBEFORGE_REQUIRE_REAL_NODE=1 $(PYTEST) tests/e2e/test_realnode.py
+
 test-workload: venv seaweedfs  ## trainer and server as real processes
 	@$(PYTEST) tests/workload
 
 demo: venv binaries  ## cluster, operator, sample CRs, then a real local training run and prediction
 	@hack/demo.sh
+
+demo-real: venv binaries helm real-node-prereqs  ## the quick start on the real node: chart, training in real pods, serving
+	@hack/demo-real.sh
 
 bench: bench-train bench-serve bench-s3  ## all benchmarks (ratios + PNG plots in bench/results/)
 
@@ -94,6 +100,13 @@ bench-scale: venv binaries  ## the operator at scale on the local cluster: laten
 
 images:  ## build the operator, trainer and server images (root: starts its own dockerd; Debian-made bases)
 	@hack/images.sh
+
+real-node-prereqs:  ## as root: kubelet/kube-proxy binaries and the images; otherwise say why the real-node tests will skip
+	@if [ "$$(id -u)" = 0 ]; then hack/build-binaries.sh realnode && hack/images.sh all; \
+	 else echo "[make] not root: the real node cannot run here, its e2e tests will skip"; fi
+
+real-node: binaries real-node-prereqs  ## the local cluster plus the real kubelet node (hack/cluster.sh up --real)
+	@hack/cluster.sh up --real
 
 kind-up: images  ## kind cluster with images loaded and the chart installed (needs Docker)
 	@hack/kind.sh up
