@@ -64,14 +64,14 @@ class Records:
         self.fetched = 0.0
         self.lock = threading.Lock()
 
-    def _list(self, path: str) -> list[dict]:
+    def list_items(self, path: str) -> list[dict]:
         with urllib.request.urlopen(self.server + path, context=self.ctx, timeout=5) as r:
             return json.load(r)["items"]
 
     def _refresh(self) -> None:
         names: dict[str, list[str]] = {}
         headless = set()
-        for svc in self._list("/api/v1/services"):
+        for svc in self.list_items("/api/v1/services"):
             meta, spec = svc["metadata"], svc.get("spec", {})
             key = f"{meta['name']}.{meta['namespace']}.svc.{self.domain}"
             ip = spec.get("clusterIP")
@@ -80,7 +80,7 @@ class Records:
             else:
                 headless.add(key)
                 names.setdefault(key, [])
-        for eps in self._list("/apis/discovery.k8s.io/v1/endpointslices"):
+        for eps in self.list_items("/apis/discovery.k8s.io/v1/endpointslices"):
             meta = eps["metadata"]
             svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
             if not svc or eps.get("addressType") != "IPv4":

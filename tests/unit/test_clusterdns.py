@@ -30,7 +30,7 @@ SLICES = [
 @pytest.fixture
 def records():
     r = clusterdns.Records("https://127.0.0.1:1", None, "cluster.local")
-    r._list = lambda path: SERVICES if path.endswith("/services") else SLICES
+    r.list_items = lambda path: SERVICES if path.endswith("/services") else SLICES
     return r
 
 
