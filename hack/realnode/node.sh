@@ -135,11 +135,12 @@ clusterDomain: $CLUSTER_DOMAIN
 # Pods get only the cluster DNS; the host's resolvers (off the machine) are never handed to them.
 resolvConf: ""
 registerWithTaints: [{key: $TAINT, value: "true", effect: NoSchedule}]
-# Images are imported locally and cannot be pulled again: never garbage-collect them, and never
-# evict for the disk the other tenants of this machine fill.
+# Images are imported locally and cannot be pulled again: never garbage-collect them. Disk-pressure
+# eviction reclaims by deleting unused images whatever the GC thresholds say (it removed the trainer
+# image on the first runs here, at 1% of a thin-provisioned disk): absolute floors, near empty only.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 200Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+evictionHard: {memory.available: 200Mi, nodefs.available: 300Mi, imagefs.available: 300Mi, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 maxPods: 50
 YAML
