@@ -50,6 +50,10 @@ case "$what" in
   server) prepare; build server docker/server.Dockerfile ;;
   # Unbuildable here: NVIDIA's TensorRT base image is in a registry we cannot reach.
   server-tensorrt) prepare; "${DOCKER[@]}" build -f docker/server-tensorrt.Dockerfile -t "$REPO/server:$TAG-tensorrt" . ;;
-  all) "$0" operator; "$0" server; "$0" trainer ;;
+  # Then drop what a rebuild left behind: the previous versions of our tags (a 6 GB trainer each)
+  # and build cache beyond 20 GB, least recently used first (pip's cache mount is used every build).
+  all) "$0" operator; "$0" server; "$0" trainer
+       "${DOCKER[@]}" image prune -f >/dev/null
+       "${DOCKER[@]}" builder prune -f --keep-storage 20GB >/dev/null ;;
   *) echo "usage: $0 [operator|trainer|server|server-tensorrt|all]" >&2; exit 2 ;;
 esac

@@ -176,6 +176,10 @@ load_images() {  # image...: docker save | ctr import, skipped when the same ima
     fi
     rn_log "loading $image into the node's containerd"
     "${DOCKER[@]}" save "$image" | nice "${CTR[@]}" images import --no-unpack=false - >/dev/null
+    # The CRI plugin keeps a second record per image, named by its ID: drop the previous version's,
+    # or its content (6 GB for the trainer) stays referenced and the disk fills on every rebuild.
+    local previous; previous="$(cat "$stamp" 2>/dev/null || true)"
+    if [[ -n "$previous" && "$previous" != "$id" ]]; then "${CTR[@]}" images rm --sync "$previous" >/dev/null 2>&1 || true; fi
     echo "$id" >"$stamp"
   done
 }
