@@ -186,14 +186,26 @@ load_images() {  # image...: docker save | ctr import, skipped when the same ima
 
 api_port() { awk '/server:/ {print $2}' "$1" | head -1 | sed -E 's#.*:([0-9]+)/?$#\1#'; }
 
+start_kubelet() {  # kubeconfig (a no-op while it runs)
+  start_daemon kubelet "$(pidfile kubelet)" "${MATCH[kubelet]}" "$BIN/kubelet" \
+    --config "$ETC/kubelet.yaml" --kubeconfig "$1" --root-dir "$KUBELET_DIR" \
+    --hostname-override "$NODE_NAME" --node-ip "$GATEWAY" \
+    --node-labels "kubeforge.io/pool=real,type=real" --v=1
+}
+
+# The kubelet exits at once ("server is not initialized yet") when containerd's socket answers but
+# its CRI plugin is still recovering its state (seconds with a large image store): `ctr version`
+# cannot tell. While waiting for the node to register, a kubelet that exited is started again.
+kubelet_registered() {  # kubeconfig
+  start_kubelet "$1"
+  "$BIN/kubectl" --kubeconfig "$1" get node "$NODE_NAME"
+}
+
 start_node_daemons() {  # kubeconfig
   local kubeconfig="$1" port
   port="$(api_port "$kubeconfig")"
   [[ "$port" =~ ^[0-9]+$ ]] || rn_die "no API server port in $kubeconfig"
-  start_daemon kubelet "$(pidfile kubelet)" "${MATCH[kubelet]}" "$BIN/kubelet" \
-    --config "$ETC/kubelet.yaml" --kubeconfig "$kubeconfig" --root-dir "$KUBELET_DIR" \
-    --hostname-override "$NODE_NAME" --node-ip "$GATEWAY" \
-    --node-labels "kubeforge.io/pool=real,type=real" --v=1
+  start_kubelet "$kubeconfig"
   start_daemon kube-proxy "$(pidfile kube-proxy)" "${MATCH[kube-proxy]}" "$BIN/kube-proxy" \
     --config "$ETC/kube-proxy.yaml" --v=1
   # Pods reach the API server at the gateway (the `kubernetes` Service's endpoint, written below);
@@ -271,7 +283,7 @@ up() {  # kubeconfig cluster
   echo "$joined" >"$JOINED"
   kubernetes_endpoints "$kubeconfig"
   start_node_daemons "$kubeconfig"
-  wait_for 120 "node $NODE_NAME to register" "$BIN/kubectl" --kubeconfig "$kubeconfig" get node "$NODE_NAME" \
+  wait_for 120 "node $NODE_NAME to register" kubelet_registered "$kubeconfig" \
     || rn_die "node $NODE_NAME did not register; logs: $REALNODE_LOGS/kubelet.log"
   "$BIN/kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null \
     || rn_die "node $NODE_NAME not Ready; logs: $REALNODE_LOGS/kubelet.log"
