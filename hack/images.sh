@@ -43,6 +43,20 @@ prepare() {
   return 0
 }
 
+shared_cache_records() {  # IDs of the build-cache records that back an image now
+  "${DOCKER[@]}" system df -v --format '{{json .BuildCache}}' \
+    | python3 -c 'import json, sys; print(" ".join(r["ID"] for r in json.load(sys.stdin) or [] if r["Shared"] == "true"))'
+}
+
+drop_unshared_records() {  # "ID...": those that backed an image before and back none now
+  local now id
+  now=" $(shared_cache_records) "
+  for id in $1; do
+    [[ "$now" == *" $id "* ]] && continue
+    rn_log "dropping build cache $id (backed a replaced image): $("${DOCKER[@]}" builder prune -f --filter "id=$id" | tail -n 1)"
+  done
+}
+
 what="${1:-all}"
 case "$what" in
   operator) prepare; build operator docker/operator.Dockerfile ;;
@@ -50,10 +64,14 @@ case "$what" in
   server) prepare; build server docker/server.Dockerfile ;;
   # Unbuildable here: NVIDIA's TensorRT base image is in a registry we cannot reach.
   server-tensorrt) prepare; "${DOCKER[@]}" build -f docker/server-tensorrt.Dockerfile -t "$REPO/server:$TAG-tensorrt" . ;;
-  # Then drop what a rebuild left behind: the previous versions of our tags (a 6 GB trainer each)
-  # and build cache beyond 20 GB, least recently used first (pip's cache mount is used every build).
-  all) "$0" operator; "$0" server; "$0" trainer
+  # Then drop what a rebuild left behind: the previous versions of our tags and the build-cache
+  # records that backed them (the trainer's venv layer is 6 GB). Not by --keep-storage: it goes least
+  # recently used first, and Docker 20.10 never marks a cache hit as used, so it would drop the torch
+  # layer (5 GB, a long download) before any garbage.
+  all) prepare; before="$(shared_cache_records)"
+       "$0" operator; "$0" server; "$0" trainer
        "${DOCKER[@]}" image prune -f >/dev/null
-       "${DOCKER[@]}" builder prune -f --keep-storage 20GB >/dev/null ;;
+       drop_unshared_records "$before"
+       "${DOCKER[@]}" builder prune -f --keep-storage 40GB >/dev/null ;;
   *) echo "usage: $0 [operator|trainer|server|server-tensorrt|all]" >&2; exit 2 ;;
 esac
