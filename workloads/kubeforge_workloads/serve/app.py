@@ -70,7 +70,7 @@ def create_app(cfg: ServeConfig, platform: Platform | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         grpc_server = None
         if cfg.grpc_port:
-            service = InferenceService(app.state.dataplane, app.state.metrics)
+            service = InferenceService(app.state.dataplane, app.state.metrics, app.state.traffic)
             grpc_server = await start_grpc_server(service, cfg.host, cfg.grpc_port, cfg.max_body_bytes)
         loader = asyncio.create_task(_load_in_background(app, model, cfg))
         reporter = _traffic_reporter(cfg, app.state.traffic)

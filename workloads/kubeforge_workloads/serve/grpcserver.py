@@ -16,6 +16,7 @@ import grpc
 from .dataplane import DataPlane
 from .errors import ServeError
 from .metrics import ServerMetrics
+from .traffic import TrafficStats
 from .protocol import v2, v2_grpc
 from .protocol.grpc import inference_pb2 as pb, inference_pb2_grpc as pb_grpc
 
@@ -41,9 +42,10 @@ def grpc_code(exc: ServeError) -> grpc.StatusCode:
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, plane: DataPlane, metrics: ServerMetrics):
+    def __init__(self, plane: DataPlane, metrics: ServerMetrics, traffic: TrafficStats | None = None):
         self.plane = plane
         self.metrics = metrics
+        self.traffic = traffic  # a canary's own traffic report counts gRPC inference too (traffic.py)
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -85,7 +87,10 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         finally:
             self.plane.in_flight.value -= 1
-            self.metrics.observe_request(INFER_ROUTE, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.metrics.observe_request(INFER_ROUTE, status, seconds)
+            if self.traffic is not None:
+                self.traffic.record("POST", status, seconds)  # an inference call, as an HTTP POST counts
 
 
 async def _abort(context, exc: ServeError):
