@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with the two limits it lacks: how many header bytes, and how long for them.
+"""uvicorn's httptools protocol with the two limits it lacks (how many header bytes, and how long for them),
+sending each response in one write.
 
 httptools keeps every header byte a client sends until the headers end (h11 stops at 16 KiB), and uvicorn
 starts no timer on a new connection nor while a request's headers arrive; so a client that connects and
@@ -6,6 +7,10 @@ sends nothing, or headers that never end, held a connection (and, for endless he
 Here headers beyond max_header_bytes get a 431 and the connection closes, and a connection that has not
 completed a request's headers within header_timeout_s is closed: one sweeper task, no timer per connection.
 Idle keep-alive connections stay under uvicorn's own keep-alive timeout.
+
+uvicorn writes a response's status line and headers, then its body, as two writes: two TCP segments and a
+client woken twice for an answer that is whole at once. Here each request's cycle writes through _OneWrite,
+which holds the headers until the body's first write (or the close) and sends them together.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ def bounded_httptools(max_header_bytes: int, header_timeout_s: float) -> type[Ht
 
         def on_headers_complete(self) -> None:
             self.awaiting_headers, self.headers_since = False, None
+            previous = self.cycle
             super().on_headers_complete()
+            if self.cycle is not previous:  # a new request's cycle (not an upgrade), its task not started yet
+                self.cycle.transport = _OneWrite(self.transport, self.cycle)
 
         def on_message_complete(self) -> None:
             # Idle until the next request's first byte: uvicorn's keep-alive timeout covers that wait.
@@ -63,3 +71,33 @@ def bounded_httptools(max_header_bytes: int, header_timeout_s: float) -> type[Ht
                     conn.transport.close()
 
     return BoundedHttpToolsProtocol
+
+
+class _OneWrite:
+    """A request cycle's transport that sends the response's headers with the first write after them.
+
+    Only the first write after the response has started is held: an interim "100 Continue" goes at once.
+    """
+
+    def __init__(self, transport, cycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+        self._holding = True
+
+    def write(self, data: bytes) -> None:
+        if self._holding and self._cycle.response_started:
+            self._holding, self._held = False, data
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._transport.write(self._held)
+            self._held = None
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
