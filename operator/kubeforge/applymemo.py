@@ -58,4 +58,8 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
 
 
 def digest(obj: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """The desired object's content. metadata.uid is left out: kubeforge.ownership pins it on a child it
+    knows as a precondition, not as content, and the first apply (before the uid is known) has none,
+    so counting it would re-send every child once on the pass after its creation."""
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "uid"}
+    return hashlib.sha256(json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

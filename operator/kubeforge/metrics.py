@@ -9,6 +9,12 @@ RECONCILE_SECONDS = Histogram(
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+QUEUE_WAIT_SECONDS = Histogram(
+    "kubeforge_operator_queue_wait_seconds",
+    "Time a key waited in the work queue for a worker (from its enqueue, or the end of its delay)",
+    ["kind"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 QUEUE_DEPTH = Gauge("kubeforge_operator_queue_depth", "Keys waiting to be reconciled")
 WATCH_EVENTS = Counter("kubeforge_operator_watch_events_total", "Watch events received", ["resource"])
 TRANSITIONS = Counter(

@@ -9,13 +9,18 @@ the whole apply (nothing is modified) with a NameConflict naming it.
 A child once seen to be ours is remembered (by owner uid and its own uid) and applied with
 its uid as a precondition: the API server refuses the apply if the object was deleted and
 someone else's took the name, so the steady state costs no extra read.
+
+With a thread pool, the reads go out together and the applies in waves (a child waits only for
+the ones it needs: a RoleBinding for its Role, a workload for everything before it), so a new
+owner's first pass costs three round trips to the API server instead of one per child.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +29,11 @@ from kubeforge.api.common import ChildrenAppliedReason
 from kubeforge.apierrors import Refusal, Refused
 
 MAX_REMEMBERED = 50_000
+# Kinds whose objects run pods: applied after every child listed before them (ServiceAccount,
+# ConfigMaps, Service), so no pod starts without what it mounts or runs as.
+WORKLOAD_KINDS = frozenset({"Job", "Deployment", "StatefulSet", "DaemonSet"})
+# A RoleBinding's roleRef must exist for the API server's escalation check when the writer lacks `bind`.
+NEEDS = {"RoleBinding": frozenset({"Role", "ClusterRole"})}
 
 
 class NameConflict(Refused):
@@ -63,9 +73,10 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
 class OwnedApplier:
     """Applies an owner's children through `client` (kubeforge.kube by default), refusing to adopt."""
 
-    def __init__(self, client: Any = kube, capacity: int = MAX_REMEMBERED) -> None:
+    def __init__(self, client: Any = kube, capacity: int = MAX_REMEMBERED, pool: Executor | None = None) -> None:
         self.client = client
         self.capacity = capacity
+        self.pool = pool  # None: one request after the other
         self._ours: OrderedDict[tuple[str, str, str, str], tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -80,10 +91,14 @@ class OwnedApplier:
         """
         if not checked:
             self.ensure_free(children, owner_uid)
-        applied = []
-        for child in children:
+
+        def apply_one(child: dict[str, Any]) -> dict[str, Any] | None:
             with _refusals(child):
-                applied.append(self._apply_checked(child, owner_uid, if_changed))
+                return self._apply_checked(child, owner_uid, if_changed)
+
+        applied: list[dict[str, Any] | None] = []
+        for wave in waves(children):
+            applied += self._each(apply_one, wave)
         return applied
 
     def apply(self, child: dict[str, Any], owner_uid: str) -> dict[str, Any]:
@@ -91,12 +106,25 @@ class OwnedApplier:
 
     def ensure_free(self, children: list[dict[str, Any]], owner_uid: str) -> None:
         """NameConflict naming every child whose name an object `owner_uid` does not control holds."""
-        taken = []
-        for child in children:
+        def taken_by_others(child: dict[str, Any]) -> list[tuple[str, str, str]]:
             with _refusals(child):
-                taken += self._taken(child, owner_uid)
+                return self._taken(child, owner_uid)
+
+        taken = [t for found in self._each(taken_by_others, children) for t in found]
         if taken:
             raise NameConflict(taken)
+
+    def _each(self, call: Callable[[dict[str, Any]], Any], children: list[dict[str, Any]]) -> list[Any]:
+        """call(child) for each, in order; with a pool all at once. Every call finishes before the first
+        error (in the children's order) is raised, so a wave is never left half-sent unknowingly."""
+        if self.pool is None or len(children) < 2:
+            return [call(child) for child in children]
+        futures = [self.pool.submit(call, child) for child in children]
+        errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return [f.result() for f in futures]
 
     def delete_if_owned(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
         """Delete a child the spec no longer wants, but never someone else's object of that name."""
@@ -154,6 +182,20 @@ class OwnedApplier:
                 while len(self._ours) > self.capacity:
                     self._ours.popitem(last=False)
         return result
+
+
+def waves(children: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The children in order, cut where one needs an earlier one of the same wave (NEEDS, WORKLOAD_KINDS)."""
+    cut: list[list[dict[str, Any]]] = []
+    for child in children:
+        kind = child["kind"]
+        current = {c["kind"] for c in cut[-1]} if cut else set()
+        needs = NEEDS.get(kind, frozenset())
+        if not cut or kind in WORKLOAD_KINDS or current & needs or current & WORKLOAD_KINDS:
+            cut.append([child])
+        else:
+            cut[-1].append(child)
+    return cut
 
 
 @contextmanager

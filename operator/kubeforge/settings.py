@@ -18,7 +18,9 @@ class Settings:
     server_image: str = "ghcr.io/kubeforge/server:0.1.0"
     health_addr: str = "127.0.0.1:8081"
     metrics_addr: str = "127.0.0.1:8082"
-    workers: int = 4
+    # Passes wait on the API server, not on the CPU (a first pass is ~17 requests): threads are cheap,
+    # and 4 left a burst of new TrainingJobs queued seconds behind each other (README, operator at scale).
+    workers: int = 16
     resync_seconds: float = 60.0
     # Every TrainingJob and ModelEndpoint is listed and re-queued this often (jittered): catches missed
     # events and undoes drift in children (applies skipped as unchanged are sent again after this long).

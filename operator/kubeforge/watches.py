@@ -59,11 +59,14 @@ def enqueue_owner_on_child_event(
 
     # A distinct id per owner: TrainingJob and ModelEndpoint both watch some child kinds.
     @kopf.on.event(group, version, plural, labels={label: kopf.PRESENT}, id=f"enqueue-{owner_kind}-for-{plural}", registry=registry)
-    async def _enqueue_owner(namespace: str, name: str, labels: dict[str, str], type: str | None, **_: Any) -> None:
+    async def _enqueue_owner(namespace: str, name: str, labels: dict[str, str], meta: kopf.Meta, type: str | None,
+                             **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
         if type == "DELETED":  # gone: the next pass must apply it again, not skip it as unchanged
             kube.APPLIED.forget(child_kind, namespace, name)
+        elif OWN_WRITES.is_own(child_kind, namespace, name, meta.get("resourceVersion")):
+            return  # the child as our own apply left it: the pass that applied it knew that much
         queue.add(owner_kind, namespace, labels[label], after=delay)
 
     select_server_side(registry, group, version, plural, label)

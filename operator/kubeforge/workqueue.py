@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 import logging
 import time
 from collections.abc import Callable
@@ -36,11 +37,13 @@ class WorkQueue:
     # Entries are (priority, sequence, key): new work (0) goes ahead of background re-checks (1).
     _queue: asyncio.PriorityQueue = field(default_factory=asyncio.PriorityQueue)
     _queued: dict = field(default_factory=dict)  # key -> the priority it waits at
+    _since: dict = field(default_factory=dict)  # key -> when it was first queued (kubeforge_operator_queue_wait_seconds)
     _sequence: itertools.count = field(default_factory=itertools.count)
     _running: set = field(default_factory=set)
     _dirty: set = field(default_factory=set)
     _failures: dict = field(default_factory=dict)
     _timers: dict = field(default_factory=dict)
+    _executor: ThreadPoolExecutor | None = None
 
     @property
     def depth(self) -> int:
@@ -76,7 +79,8 @@ class WorkQueue:
         """
         key = (kind, namespace, name)
         if after > 0:
-            self._schedule(key, after)
+            if key not in self._queued:  # a queued pass runs later anyway, and reads the state then
+                self._schedule(key, after)
             return
         priority = 1 if background else 0
         if key in self._running:
@@ -84,6 +88,7 @@ class WorkQueue:
         elif self._queued.get(key, 2) > priority:
             # Queued at a lower priority (or not at all): one more entry; the worker skips the stale one.
             self._queued[key] = priority
+            self._since.setdefault(key, time.monotonic())
             self._queue.put_nowait((priority, next(self._sequence), key))
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
@@ -102,12 +107,16 @@ class WorkQueue:
         self.add(*key)
 
     async def run(self) -> None:
+        # Our own threads, one per worker: asyncio.to_thread's default executor has min(32, cores + 4),
+        # 6 on 2 cores, so more workers than that would wait for a thread, not for the API server.
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kubeforge-reconcile")
         tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
         try:
             await asyncio.gather(*tasks)
         finally:
             for t in tasks:
                 t.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _worker(self, index: int) -> None:
         while True:
@@ -116,6 +125,7 @@ class WorkQueue:
                 continue  # taken already through its higher-priority entry
             del self._queued[key]
             metrics.QUEUE_DEPTH.set(len(self._queued))
+            metrics.QUEUE_WAIT_SECONDS.labels(kind=key[0]).observe(time.monotonic() - self._since.pop(key, time.monotonic()))
             self._running.add(key)
             try:
                 requeue = await self._reconcile(key)
@@ -135,7 +145,7 @@ class WorkQueue:
             return None
         start = time.monotonic()
         try:
-            requeue = await asyncio.to_thread(reconciler, namespace, name)
+            requeue = await asyncio.get_running_loop().run_in_executor(self._executor, reconciler, namespace, name)
         except Exception as e:  # a reconciler bug or an API error: back off, never drop the key
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from kubeforge.apierrors import Refused
-from kubeforge.ownership import NameConflict, OwnedApplier
+from kubeforge.ownership import NameConflict, OwnedApplier, waves
 
 OWNER = "owner-uid"
 
@@ -118,3 +119,22 @@ def test_a_transient_api_error_passes_through_for_the_queue_to_retry():
 
     with pytest.raises(ApiException):
         OwnedApplier(Busy()).apply_all([child()], OWNER)
+
+
+def test_with_a_pool_the_reads_go_out_together_and_the_applies_in_waves_each_after_what_it_needs():
+    kinds = ["ServiceAccount", "ConfigMap", "Role", "RoleBinding", "ConfigMap", "Service", "Job"]
+    children = [child(kind, f"x-{i}") for i, kind in enumerate(kinds)]
+    assert [[c["kind"] for c in wave] for wave in waves(children)] == [
+        ["ServiceAccount", "ConfigMap", "Role"], ["RoleBinding", "ConfigMap", "Service"], ["Job"]]
+    client = FakeClient()
+    with ThreadPoolExecutor(4) as pool:
+        applied = OwnedApplier(client, pool=pool).apply_all(children, OWNER)
+    assert [a["metadata"]["name"] for a in applied] == [f"x-{i}" for i in range(len(kinds))]
+    assert sorted(name for verb, name in client.calls if verb == "get") == sorted(c["metadata"]["name"] for c in children)
+
+
+def test_with_a_pool_every_taken_name_still_stops_every_apply():
+    client = FakeClient([someones("Service", "x")])
+    with ThreadPoolExecutor(4) as pool, pytest.raises(NameConflict):
+        OwnedApplier(client, pool=pool).apply_all([child(), child("Service", "x")], OWNER)
+    assert [c for c in client.calls if c[0] == "apply"] == []

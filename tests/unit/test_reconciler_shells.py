@@ -143,3 +143,15 @@ def test_an_s3_endpoint_shows_the_digest_its_ready_pods_downloaded_and_uses_the_
     fetch = kube.get("apps/v1", "Deployment", "ml", "mep")["spec"]["template"]["spec"]["initContainers"][0]
     env = {e["name"]: e.get("value") for e in fetch["env"]}
     assert (env["AWS_ENDPOINT_URL"], env["KUBEFORGE_MODEL_DIGEST"]) == ("http://store:8333", "sha256:d1")
+
+
+def test_the_watch_event_of_a_child_a_trainingjob_pass_applied_is_known_as_its_own():
+    from kubeforge.statuswrite import OWN_WRITES
+
+    kube = FakeKube(MakeTrainingJob().nodes(2).obj())
+    reconcile_job(kube)
+    job = kube.get("batch/v1", "Job", "ml", "train-a1")
+    assert OWN_WRITES.is_own("Job", "ml", "train-a1", job["metadata"]["resourceVersion"])
+    account = kube.get("v1", "ServiceAccount", "ml", "train-trainer")
+    # No watch of ours sees ServiceAccounts: a record of it would never be consumed.
+    assert not OWN_WRITES.is_own("ServiceAccount", "ml", "train-trainer", account["metadata"]["resourceVersion"])

@@ -36,6 +36,14 @@ def test_an_object_applied_a_moment_ago_is_unchanged_and_a_changed_one_is_not():
     assert not memo.unchanged(service(), "kubeforge-replicas")
 
 
+def test_a_child_pinned_to_its_uid_is_the_same_object_as_the_one_first_applied_without_it():
+    memo = ApplyMemo(ttl=60, clock=Clock())
+    memo.record(service(), "kubeforge")
+    pinned = service()
+    pinned["metadata"]["uid"] = "0b7c1e5e-0000-4000-8000-000000000001"
+    assert memo.unchanged(pinned, "kubeforge")
+
+
 def test_an_applied_object_is_applied_again_after_a_resync_period_or_once_forgotten():
     clock = Clock()
     memo = ApplyMemo(ttl=60, clock=clock)
@@ -116,3 +124,24 @@ def test_only_a_restarts_listing_of_an_already_reconciled_object_is_a_background
     assert watches.already_reconciled({"generation": 3}, {"observedGeneration": 3})
     assert not watches.already_reconciled({"generation": 4}, {"observedGeneration": 3})
     assert not watches.already_reconciled({"generation": 1}, {})
+
+
+def test_jobs_waiting_on_one_pool_share_one_read_of_its_nodes_until_it_is_stale():
+    from kubeforge.trainingjob.poolnodes import PoolNodes
+
+    class CountingKube(FakeKube):
+        lists = 0
+
+        def list_(self, *args, **kwargs):
+            self.lists += 1
+            return super().list_(*args, **kwargs)
+
+    clock, kube = Clock(), CountingKube()
+    pool = PoolNodes(ttl=5, clock=clock)
+    for _ in range(3):
+        pool.read(kube, "pool=a100")
+    assert kube.lists == 1
+    clock.now = 6
+    pool.read(kube, "pool=a100")
+    pool.read(kube, "pool=h100")
+    assert kube.lists == 3

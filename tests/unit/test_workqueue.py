@@ -116,6 +116,13 @@ def test_a_delayed_add_outside_the_event_loop_is_an_error_not_a_silent_drop():
         WorkQueue().add("Thing", "ns", "a", after=1.0)
 
 
+def test_a_delayed_add_of_a_key_already_queued_is_left_to_the_pass_it_waits_for():
+    queue = WorkQueue()
+    queue.add("Thing", "ns", "a")
+    queue.add("Thing", "ns", "a", after=0.2)  # a child's event: the queued pass reads the state when it runs
+    assert (queue.depth, queue.scheduled) == (1, 0)
+
+
 def test_a_key_waiting_for_its_requeue_is_scheduled_not_queued():
     async def scenario(queue):
         queue.add("Thing", "ns", "a", after=60)

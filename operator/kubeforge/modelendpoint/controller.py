@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -158,7 +159,8 @@ def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan, applier: 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on an endpoint, its children and the TrainingJob it serves enqueue it."""
-    queue.register(KIND, functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate()))
+    applier = OwnedApplier(client, pool=ThreadPoolExecutor(4 * config.workers, thread_name_prefix="kubeforge-modelendpoint-apply"))
+    queue.register(KIND, functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate()))
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:
         watches.enqueue_owner_on_child_event(registry, queue, group, version, plural, builders.LABEL, KIND)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +33,9 @@ from kubeforge.ownership import OwnedApplier
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
 from kubeforge.timestamps import rfc3339
+from kubeforge.statuswrite import OWN_WRITES
 from kubeforge.trainingjob import admission, builders, names, observe, pod
+from kubeforge.trainingjob.poolnodes import PoolNodes
 from kubeforge.trainingjob.status import Plan, decide, progress_hold
 from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
@@ -41,8 +44,13 @@ log = logging.getLogger(__name__)
 # A thousand jobs each reporting every 10 s would be a hundred reconciles a second: a
 # ConfigMap event wakes its job after this delay, and the events of that window share one pass.
 PROGRESS_COALESCE_S = 2.0
+# A Job's pods are created, bound, started and turn Ready within moments of each other, each an
+# event: the events of this window share one pass (and one status write) instead of one each.
+CHILD_COALESCE_S = 0.2
 # Jobs whose children the API server refused (quota, admission, a taken name): retried slowly.
 GATE = RefusalGate()
+# The children kinds our watches see: the event of our own apply of one wakes nothing (OWN_WRITES).
+WATCHED_CHILDREN = frozenset({"Job", "ConfigMap"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class Children:
     jobs: ChildIndex | None = None
     pods: ChildIndex | None = None
     configmaps: ChildIndex | None = None
+    pool: PoolNodes | None = None  # the pool's nodes, shared by the jobs waiting on it; None: a list per pass
 
     def read(self, client: KubeClient, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
         index = self.jobs if kind == "Job" else self.pods
@@ -65,6 +74,11 @@ class Children:
         if self.configmaps is not None and self.configmaps.bound:
             return next((c for c in self.configmaps.get(namespace, name) if c["metadata"]["name"] == wanted), None)
         return client.get("v1", "ConfigMap", namespace, wanted)
+
+    def pool_nodes(self, client: KubeClient, selector: str) -> list[dict[str, Any]] | None:
+        if self.pool is not None:
+            return self.pool.read(client, selector)
+        return kube.unless_refused(lambda: client.list_("v1", "Node", None, selector), None)
 
 
 def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
@@ -84,7 +98,7 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
     jobs, pods = _owned_children(client, obj, children)
     # Why workers wait (the pool's nodes, the claims they mount) is read only while they do.
     waiting = job.status.phase not in (*TERMINAL_PHASES, "Running")
-    nodes, missing = (_pool_nodes(client, job, config), _missing_claims(client, job)) if waiting else (None, ())
+    nodes, missing = (_pool_nodes(client, job, config, children), _missing_claims(client, job)) if waiting else (None, ())
     progress_map = _owned(children.progress_map(client, namespace, name), obj)
     observed = observe.observe(name, job.status.attempt, jobs, pods, _workloads(client, job, jobs), nodes, missing, progress_map)
     now = datetime.now(timezone.utc)
@@ -166,14 +180,14 @@ def _workloads(client: KubeClient, job: TrainingJob, jobs: list[dict[str, Any]])
     return kube.unless_refused(lambda: client.list_(admission.WORKLOAD_API, "Workload", job.namespace, selector), [])
 
 
-def _pool_nodes(client: KubeClient, job: TrainingJob, config: Settings) -> list[dict[str, Any]] | None:
+def _pool_nodes(client: KubeClient, job: TrainingJob, config: Settings, children: Children) -> list[dict[str, Any]] | None:
     """The nodes the workers may land on; None when not readable: Nodes are cluster-scoped, and the Roles of a
     namespaced install (watchNamespaces) cannot grant them, so that mode does not ask."""
     if config.watch_namespaces:
         return None
     pool = job.spec.node_pool.node_selector if job.spec.node_pool else {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(pool.items()))
-    return kube.unless_refused(lambda: client.list_("v1", "Node", None, selector), None)
+    return children.pool_nodes(client, selector)
 
 
 def _missing_claims(client: KubeClient, job: TrainingJob) -> tuple[str, ...]:
@@ -201,7 +215,10 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
         if plan.create_job is not None:
             children.append(builders.build_worker_job(job, owner, plan.create_job, config, plan.create_suspended))
         # Every child is checked before any is written: a name taken by someone else stops it all.
-        applier.apply_all(children, owner["uid"])
+        for written in applier.apply_all(children, owner["uid"]):
+            if written is not None and written["kind"] in WATCHED_CHILDREN:
+                meta = written["metadata"]
+                OWN_WRITES.record(written["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion"))
     if plan.job_suspend is not None:
         current = names.worker_job(job.name, plan.status["attempt"])
         client.patch_merge("batch/v1", "Job", namespace, current, {"spec": {"suspend": plan.job_suspend}})
@@ -213,12 +230,13 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient 
     """Wire the reconciler: events on a TrainingJob, its Jobs, its pods and its progress ConfigMap enqueue the TrainingJob."""
     children = Children(ChildIndex(registry, "batch", "v1", "jobs", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "pods", names.JOB_LABEL),
-                        ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL))
-    reconciler = functools.partial(reconcile, client=client, config=config, applier=OwnedApplier(client), gate=RefusalGate(),
+                        ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL), PoolNodes())
+    applier = OwnedApplier(client, pool=ThreadPoolExecutor(4 * config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
+    reconciler = functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate(),
                                    children=children)
     queue.register(KIND, reconciler)
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
-    watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND)
+    watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
     # Pods carry the exit codes and readiness; rank 0's progress lands in the progress ConfigMap.
-    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND)
+    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
     watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "configmaps", names.JOB_LABEL, KIND, delay=PROGRESS_COALESCE_S)
