@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help venv binaries helm kueue kueue-up kueue-down cluster-up cluster-down cluster-status cluster-kubeconfig cluster-check crds crds-check \
-        test test-unit test-integration test-workload test-real demo demo-real bench bench-train bench-serve bench-s3 bench-scale seaweedfs s3-up s3-down \
+        test test-unit test-integration test-workload test-real demo demo-real bench bench-train bench-serve bench-s3 bench-scale training-operator seaweedfs s3-up s3-down \
         images real-node real-node-prereqs kind-up kind-e2e kind-down clean
 
 help:  ## list the targets
@@ -95,7 +95,10 @@ bench-serve: venv  ## kubeforge-serve vs KServe, Ray Serve, BentoML (their venvs
 bench-s3: venv seaweedfs  ## checkpoints and model download: S3 (local SeaweedFS) vs a local volume
 	@eval "$$(hack/s3.sh up)" && $(PY) bench/s3_bench.py
 
-bench-scale: venv binaries  ## the operator at scale on the local cluster: latency split, RSS/CPU, requests/s (SCALE_ARGS=--jobs 1000 ...)
+training-operator:  ## build the Kubeflow Training Operator (the scale bench's Go peer) from its Go module (cached)
+	@hack/build-binaries.sh training-operator
+
+bench-scale: venv binaries training-operator  ## the operator at scale on the local cluster, the Go peer side by side: latency split, RSS/CPU, requests/s (SCALE_ARGS=--jobs 1000 ...)
 	@$(PY) bench/scale_bench.py $(SCALE_ARGS)
 
 images:  ## build the operator, trainer and server images (root: starts its own dockerd; Debian-made bases)

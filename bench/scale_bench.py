@@ -10,7 +10,9 @@ Phases, in one run against one operator process (cluster-wide, as the chart runs
   4. idle RSS/CPU with --idle-crs more custom resources live (suspended TrainingJobs and endpoints
      waiting on them), then again with --foreign-pods pods that are not ours;
   5. restart convergence: SIGKILL, start, time until a new job is Running and every live CR re-checked;
-  6. one big TrainingJob (--big-job workers): create -> all pods Running, the operator's passes and requests.
+  6. one big TrainingJob (--big-job workers): create -> all pods Running, the operator's passes and requests;
+  and, after phase 1, the Go peer side by side (bench/peer.py): the Kubeflow Training Operator with the same
+  jobs as PyTorchJobs (a Master and workers-1 Workers), when hack/build-binaries.sh training-operator built it.
 
     python bench/scale_bench.py                       # defaults sized for < 15 min on 2 shared cores
     python bench/scale_bench.py --jobs 1000 --endpoints 1000 --idle-crs 5000 --foreign-pods 20000
@@ -37,6 +39,7 @@ sys.path[:0] = [str(REPO), str(REPO / "operator"), str(REPO / "bench")]
 
 from kubernetes import client  # noqa: E402
 
+import peer  # noqa: E402
 import scaleprobe  # noqa: E402
 from kubeforge.contract import PROGRESS_KEY, progress_config_map, progress_record  # noqa: E402
 from tests.integration.auditlog import AuditLog, audit_log_path  # noqa: E402
@@ -112,10 +115,10 @@ class Bench:
         self.audit.mark()
         self.audit_start = self.audit.offset
 
-    def default_service_account(self) -> bool:
+    def default_service_account(self, namespace: str | None = None) -> bool:
         """Pods are refused until the controller-manager made it (ServiceAccount admission)."""
         try:
-            return bool(self.core.read_namespaced_service_account("default", self.ns))
+            return bool(self.core.read_namespaced_service_account("default", namespace or self.ns))
         except client.ApiException as err:
             raise AssertionError(f"no ServiceAccount default yet ({err.status})") from None
 
@@ -126,14 +129,15 @@ class Bench:
         print(f"[{time.time() - self.t0:6.1f}s] {name}", flush=True)
         return entry
 
-    def create_paced(self, plural: str, objects: list[dict], rate: float, on_created=None) -> None:
+    def create_paced(self, plural: str, objects: list[dict], rate: float, on_created=None, namespace: str | None = None,
+                     group: str = GROUP, version: str = VERSION) -> None:
         """Creates at `rate` per second from a few threads (one thread cannot keep 20/s on a loaded machine)."""
         start = time.time()
 
         def create(i_obj):
             i, obj = i_obj
             time.sleep(max(0.0, start + i / rate - time.time()))
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, obj)
+            self.custom.create_namespaced_custom_object(group, version, namespace or self.ns, plural, obj)
             if on_created:
                 on_created(obj["metadata"]["name"], time.time())
 
@@ -153,6 +157,43 @@ class Bench:
                  message=f"{a.jobs} TrainingJobs Running")
         entry.update(self.summary(self.recorder.jobs.latencies()), end=time.time())
         self.running_jobs = names
+
+    def peer_jobs(self) -> None:
+        """The same jobs through the Kubeflow Training Operator, in a namespace of their own, while it runs alone."""
+        a = self.args
+        if a.peer == "off" or not peer.binary().exists():
+            self.results["peer"] = f"not run: {'--peer off' if a.peer == 'off' else f'no {peer.binary()}'}"
+            return
+        entry = self.phase(f"peer: {a.jobs} PyTorchJobs x {a.workers} pods at {a.rate}/s (Kubeflow Training Operator "
+                           f"{peer_version()}, {a.peer_threads} threads)")
+        ns, system = f"{self.ns}-peer", f"{self.ns}-peer-system"
+        self.core.create_namespace({"metadata": {"name": ns, "labels": {"kubeforge.io/bench": "scale"}}})
+        wait_for(lambda: self.default_service_account(ns), timeout=60, message=f"ServiceAccount default in {ns}")
+        recorder = peer.PeerRecorder(self.api, ns, a.workers).start()
+        go = peer.TrainingOperatorPeer(self.api, self.cluster.kubeconfig, system, self.tmp / "training-operator.log", a.peer_threads)
+        sampler = scaleprobe.Sampler(lambda: go.pid).start()
+        try:
+            go.start()
+            self.settle()
+            self.audit.mark()
+            started = time.time()
+            names = [f"pt-{i:05d}" for i in range(a.jobs)]
+            self.create_paced("pytorchjobs", [peer.pytorchjob(n, a.workers, FAKE_IMAGE, ("kubeforge.io/pool", POOL)) for n in names],
+                              a.rate, lambda n, t: recorder.jobs.created.setdefault(n, t), namespace=ns,
+                              group=peer.GROUP, version=peer.VERSION)
+            wait_for(lambda: len(recorder.jobs.done) >= a.jobs, timeout=a.timeout, interval=1, message=f"{a.jobs} PyTorchJobs Running")
+            requests = self.audit.requests(peer.USER_AGENT)
+            raw = [recorder.running[n] - recorder.jobs.created[n] for n in names if n in recorder.running]
+            entry.update(self.summary(recorder.jobs.latencies()), runningConditionP50=round(scaleprobe.percentile(raw, 50), 3),
+                         runningConditionP99=round(scaleprobe.percentile(raw, 99), 3), peerRequests=len(requests),
+                         peerWrites=sum(r.write for r in requests), **sampler.window(started, time.time()), end=time.time())
+            self.peer_timeline = recorder.jobs
+        except Exception as err:  # the peer is a side-by-side figure: its failure is noted, ours still measured
+            entry.update(error=f"{type(err).__name__}: {err}", end=time.time())
+        finally:
+            sampler.stop()
+            recorder.stop()
+            go.stop()
 
     def endpoints(self) -> None:
         a = self.args
@@ -317,7 +358,9 @@ class Bench:
         out = Path(self.args.results_dir)
         all_requests = AuditLog(self.audit.path)
         all_requests.offset = self.audit_start
-        self.results["plots"] = scaleprobe.plot(self.results, self.recorder, self.sampler, all_requests.requests(), self.t0, out)
+        others = {"PyTorchJob (Kubeflow Training Operator)": self.peer_timeline} if hasattr(self, "peer_timeline") else None
+        self.results["plots"] = scaleprobe.plot(self.results, self.recorder, self.sampler, all_requests.requests(), self.t0, out,
+                                                others)
         (out / "scale_bench.json").write_text(json.dumps(self.results, indent=2, default=str))
         (out / "scale_bench.md").write_text(report(self.results))
         print(report(self.results))
@@ -326,11 +369,16 @@ class Bench:
         self.recorder.stop()
         self.sampler.stop()
         self.operator.stop()
-        for ns in (self.ns, self.foreign_ns):
+        for ns in (self.ns, self.foreign_ns, f"{self.ns}-peer", f"{self.ns}-peer-system"):
             try:
                 self.core.delete_namespace(ns, propagation_policy="Background")
             except client.ApiException:
                 pass
+
+
+def peer_version() -> str:
+    versions = dict(line.split("=", 1) for line in (REPO / "hack" / "versions.env").read_text().splitlines() if "=" in line)
+    return versions.get("TRAINING_OPERATOR_VERSION", "?")
 
 
 def _delta(after: dict, before: dict, key: str) -> float:
@@ -358,7 +406,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-window", type=float, default=20.0)
     p.add_argument("--big-job", type=int, default=256, help="workers of the big job (0: skip)")
     p.add_argument("--bench-nodes", type=int, default=4)
-    p.add_argument("--operator-workers", type=int, default=4)
+    p.add_argument("--operator-workers", type=int, default=16, help="KUBEFORGE_WORKERS (the chart's default)")
+    p.add_argument("--peer", choices=("auto", "off"), default="auto",
+                   help="the Go peer side by side after phase 1 (auto: when its binary was built)")
+    p.add_argument("--peer-threads", type=int, default=16,
+                   help="the peer's --controller-threads (its own default is 1; the same as ours is the fair match)")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline of each wait")
     p.add_argument("--settle-s", type=float, default=3.0, help="a phase starts after the operator was idle this long")
     p.add_argument("--tiny", action="store_true", help="a few objects each: proves the bench runs (seconds)")
@@ -377,6 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         bench.prepare()
         bench.trainingjobs()
+        bench.peer_jobs()
         bench.endpoints()
         bench.steady_state()
         bench.idle()

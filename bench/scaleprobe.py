@@ -176,15 +176,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def plot(results: dict, recorder: Recorder, sampler: Sampler, requests: list, t0: float, out: Path) -> list[str]:
-    """scale_latency.png, scale_rss.png, scale_requests.png; returns their file names."""
+def plot(results: dict, recorder: Recorder, sampler: Sampler, requests: list, t0: float, out: Path,
+         others: dict[str, Timeline] | None = None) -> list[str]:
+    """scale_latency.png (with `others`: a peer's timelines, by label), scale_rss.png, scale_requests.png; returns their names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for label, timeline in (("TrainingJob", recorder.jobs), ("ModelEndpoint", recorder.endpoints)):
+    for label, timeline in (("TrainingJob", recorder.jobs), ("ModelEndpoint", recorder.endpoints), *(others or {}).items()):
         rows = timeline.latencies()
         if rows:
             xs = [r["created"] - t0 for r in rows]

@@ -170,6 +170,34 @@ build_seaweedfs() {
   with_progress seaweedfs go build -ldflags "-s -w" -o "$BIN/weed" github.com/seaweedfs/seaweedfs/weed
 }
 
+# The Kubeflow Training Operator (v1: PyTorchJob and its siblings), the Go peer the scale bench runs
+# side by side (bench/scale_bench.py --peer). From cmd/training-operator.v1 of its module; a copy of
+# that main binds the webhook server to 127.0.0.1 (upstream listens on every interface). Its CRDs
+# travel with the binary.
+build_training_operator() {
+  [[ -x "$BIN/training-operator" ]] && { log "training-operator $TRAINING_OPERATOR_VERSION: cached"; return; }
+  local mod="$WORK/training-operator-$TRAINING_OPERATOR_VERSION"
+  mkdir -p "$mod" && cd "$mod"
+  local src
+  src="$(go mod download -json "github.com/kubeflow/training-operator@$TRAINING_OPERATOR_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  if [[ ! -f go.mod ]]; then
+    go mod init kubeforge.local/trainingoperatorbuild >/dev/null 2>&1
+    # The wrapper requires exactly the peer's own dependency versions (its go.mod has no replaces).
+    sed -n '/^require (/,/^)/p' "$src/go.mod" > deps.txt
+    go mod edit -require="github.com/kubeflow/training-operator@$TRAINING_OPERATOR_VERSION"
+    grep -E '^\s+[a-z]' deps.txt | awk '{print $1"@"$2}' | while read -r m; do go mod edit -require="$m"; done
+    rm deps.txt
+  fi
+  sed 's|Port: webhookServerPort,|Host: "127.0.0.1", Port: webhookServerPort,|' "$src/cmd/training-operator.v1/main.go" > main.go
+  grep -q 'Host: "127.0.0.1"' main.go || { log "training-operator: main.go no longer sets the webhook port"; return 1; }
+  go mod tidy >/dev/null
+  log "training-operator $TRAINING_OPERATOR_VERSION: compiling (cold: ~10 min on 2 cores)"
+  with_progress training-operator go build -ldflags "-s -w" -o "$BIN/training-operator" .
+  rm -rf "$BIN/training-operator-crds" && mkdir -p "$BIN/training-operator-crds"
+  cp "$src"/manifests/base/crds/kubeflow.org_pytorchjobs.yaml "$BIN/training-operator-crds/"
+  chmod -R u+w "$BIN/training-operator-crds"
+}
+
 main() {
   local what="${1:-all}"
   local start=$SECONDS
@@ -184,7 +212,8 @@ main() {
     seaweedfs) build_seaweedfs ;;
     # The real node (hack/cluster.sh up --real): kubelet and kube-proxy from the same wrapper module.
     realnode) build_kubernetes kubelet kube-proxy ;;
-    *) echo "usage: $0 [all|helm|kueue|seaweedfs|realnode]" >&2; exit 2 ;;
+    training-operator) build_training_operator ;;
+    *) echo "usage: $0 [all|helm|kueue|seaweedfs|realnode|training-operator]" >&2; exit 2 ;;
   esac
   log "binaries in $BIN ($((SECONDS - start))s)"
 }
