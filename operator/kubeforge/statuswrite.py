@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from kubeforge import metrics
+from kubeforge.crcache import CR_CACHE
 from kubeforge.kube import KubeClient
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ def patch_status_if_changed(client: KubeClient, obj: dict[str, Any], previous: d
     if patch is None:
         return False
     meta = obj["metadata"]
-    written = (client.patch_status(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], patch) or {}).get("metadata", {})
+    result = client.patch_status(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], patch) or {}
+    CR_CACHE.remember(result)  # the next pass reads it once the watch reports this version
+    written = result.get("metadata", {})
     # A spec change that landed between our read and this write shows as a newer generation: its
     # event must wake the reconciler, even if kopf folded it into the event of our write.
     if written.get("generation") == meta.get("generation"):

@@ -11,6 +11,8 @@ from typing import Any
 import kopf
 
 from kubeforge import API_VERSION, GROUP, VERSION, kube, metrics
+from kubeforge.childcache import trimmed
+from kubeforge.crcache import ResourceCache
 from kubeforge.health import HEALTH, WatchedKind
 from kubeforge.statuswrite import OWN_WRITES
 from kubeforge.workqueue import WorkQueue
@@ -26,17 +28,22 @@ def _watched(api_version: str, plural: str, selector: str = "") -> None:
     HEALTH.watch(WatchedKind(api_version, kind, plural, selector))
 
 
-def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: str, plural: str) -> None:
-    """Every watch event on one of our custom resources enqueues its own key."""
+def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: str, plural: str, cache: ResourceCache | None = None) -> None:
+    """Every watch event on one of our custom resources enqueues its own key (and, with `cache`, tells it the version)."""
 
     _watched(API_VERSION, plural)
 
     # async on purpose: kopf runs sync handlers in a thread pool, and WorkQueue.add touches an
     # asyncio.Queue, which is safe from the event loop's thread only.
     @kopf.on.event(GROUP, VERSION, plural, id=f"enqueue-{kind}", registry=registry)
-    async def _enqueue(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, type: str | None, **_: Any) -> None:
+    async def _enqueue(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, body: kopf.Body, type: str | None,
+                       **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
+        if cache is not None and type == "DELETED":
+            cache.gone(kind, namespace, name)
+        elif cache is not None:  # a restart's listing (type None) records versions only: bodies are for active work
+            cache.seen(kind, namespace, name, meta.get("resourceVersion"), trimmed(body) if type is not None else None)
         if OWN_WRITES.is_own(kind, namespace, name, meta.get("resourceVersion")):
             return  # only our own status write: the pass that made it saw everything
         # The initial list (type None: a start or restart) re-checks what a previous run already

@@ -155,3 +155,20 @@ def test_the_watch_event_of_a_child_a_trainingjob_pass_applied_is_known_as_its_o
     account = kube.get("v1", "ServiceAccount", "ml", "train-trainer")
     # No watch of ours sees ServiceAccounts: a record of it would never be consumed.
     assert not OWN_WRITES.is_own("ServiceAccount", "ml", "train-trainer", account["metadata"]["resourceVersion"])
+
+
+def test_a_trainingjob_pass_with_a_current_cached_body_sends_no_read():
+    from kubeforge.crcache import ResourceCache
+
+    class CountingKube(FakeKube):
+        reads = 0
+
+        def get(self, api_version, kind, namespace, name):
+            self.reads += kind == "TrainingJob" and not self.status_patches  # FakeKube's own read inside a patch aside
+            return super().get(api_version, kind, namespace, name)
+
+    kube, cache = CountingKube(MakeTrainingJob().nodes(2).obj()), ResourceCache()
+    current = kube.get("", "TrainingJob", "ml", "train")
+    cache.seen("TrainingJob", "ml", "train", current["metadata"]["resourceVersion"], current)
+    job_controller.reconcile("ml", "train", client=kube, config=CONFIG, cache=cache)
+    assert kube.reads == 1 and "Job" in kube.kinds()  # the one read above, by the test

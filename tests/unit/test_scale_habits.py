@@ -145,3 +145,35 @@ def test_jobs_waiting_on_one_pool_share_one_read_of_its_nodes_until_it_is_stale(
     pool.read(kube, "pool=a100")
     pool.read(kube, "pool=h100")
     assert kube.lists == 3
+
+
+def trainingjob_at(version: str, phase: str = "Pending") -> dict:
+    return {"apiVersion": "kubeforge.io/v1alpha1", "kind": "TrainingJob", "status": {"phase": phase},
+            "metadata": {"name": "t", "namespace": "ml", "resourceVersion": version, "managedFields": [{"manager": "x"}]}}
+
+
+def test_a_pass_reads_the_body_of_the_version_the_watch_last_reported_and_no_other():
+    from kubeforge.crcache import ResourceCache
+
+    cache = ResourceCache()
+    cache.seen("TrainingJob", "ml", "t", "5", trainingjob_at("5"))
+    assert cache.get("TrainingJob", "ml", "t")["metadata"] == {"name": "t", "namespace": "ml", "resourceVersion": "5"}
+    cache.remember(trainingjob_at("6", "Running"))  # our status write: not served before its event arrives
+    assert cache.get("TrainingJob", "ml", "t") is None
+    cache.seen("TrainingJob", "ml", "t", "6")
+    assert cache.get("TrainingJob", "ml", "t")["status"]["phase"] == "Running"
+    cache.seen("TrainingJob", "ml", "t", "7")  # someone's edit: read from the API server
+    assert cache.get("TrainingJob", "ml", "t") is None
+    cache.gone("TrainingJob", "ml", "t")
+    cache.remember(trainingjob_at("8"))  # nothing the watch reports is kept
+    assert cache.get("TrainingJob", "ml", "t") is None
+
+
+def test_the_resource_cache_keeps_bodies_of_the_most_recently_active_only():
+    from kubeforge.crcache import ResourceCache
+
+    cache = ResourceCache(capacity=2)
+    for name in ("a", "b", "c"):
+        body = {**trainingjob_at("1"), "metadata": {"name": name, "namespace": "ml", "resourceVersion": "1"}}
+        cache.seen("TrainingJob", "ml", name, "1", body)
+    assert [cache.get("TrainingJob", "ml", n) is not None for n in ("a", "b", "c")] == [False, True, True]

@@ -28,6 +28,7 @@ from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.childcache import ChildIndex
+from kubeforge.crcache import CR_CACHE, ResourceCache
 from kubeforge.kube import KubeClient
 from kubeforge.ownership import OwnedApplier
 from kubeforge.settings import SETTINGS, Settings
@@ -82,8 +83,9 @@ class Children:
 
 
 def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
-              applier: OwnedApplier | None = None, gate: RefusalGate = GATE, children: Children = Children()) -> float | None:
-    obj = client.get(API_VERSION, KIND, namespace, name)
+              applier: OwnedApplier | None = None, gate: RefusalGate = GATE, children: Children = Children(),
+              cache: ResourceCache | None = None) -> float | None:
+    obj = _read(client, cache, namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         gate.release((namespace, name))
         return None  # garbage collection removes the children through their ownerReferences
@@ -124,6 +126,16 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
         client.delete(API_VERSION, KIND, namespace, name)
         return None
     return plan.requeue_after
+
+
+def _read(client: KubeClient, cache: ResourceCache | None, namespace: str, name: str) -> dict[str, Any] | None:
+    """The TrainingJob as the watch last reported it (kubeforge.crcache), else from the API server."""
+    obj = cache.get(KIND, namespace, name) if cache is not None else None
+    if obj is None:
+        obj = client.get(API_VERSION, KIND, namespace, name)
+        if obj is not None and cache is not None:
+            cache.remember(obj)
+    return obj
 
 
 def _refused(client: KubeClient, gate: RefusalGate, obj: dict[str, Any], job: TrainingJob, plan: Plan,
@@ -233,9 +245,9 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient 
                         ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL), PoolNodes())
     applier = OwnedApplier(client, pool=ThreadPoolExecutor(4 * config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
     reconciler = functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate(),
-                                   children=children)
+                                   children=children, cache=CR_CACHE)
     queue.register(KIND, reconciler)
-    watches.enqueue_on_event(registry, queue, KIND, PLURAL)
+    watches.enqueue_on_event(registry, queue, KIND, PLURAL, cache=CR_CACHE)
     watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
     # Pods carry the exit codes and readiness; rank 0's progress lands in the progress ConfigMap.
     watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
