@@ -219,6 +219,8 @@ def main() -> int:
     print(json.dumps({k: result[k] for k in ("checkpointBytes", "modelBytes", "checkpoint", "serve")}, indent=1))
     print(f"checkpoint upload: {ours / 1e6:.0f} MB/s vs obstore's best {best / 1e6:.0f} MB/s = {ours / best:.2f} (goal >= 0.8)")
     shutil.rmtree(work, ignore_errors=True)
+    deleted = obs.delete_prefix(store.bucket, prefix)  # the store outlives the bench: leave it as found
+    print(f"deleted the bench's {deleted} objects under s3://{bucket_name}/{prefix}/")
     return 0
 
 

@@ -73,6 +73,11 @@ def s3() -> S3:
 
 
 @pytest.fixture
-def s3_prefix(s3: S3) -> str:
-    """A key prefix no other test uses."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+def s3_prefix(s3: S3):
+    """A key prefix no other test uses, emptied after the test: the store lives on across sessions
+    (~/.cache/kubeforge/s3), and leftovers once filled it until writes failed with 500."""
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    from kubeforge_workloads import objectstore as obs
+
+    obs.delete_prefix(obs.open_bucket(s3.bucket), prefix)

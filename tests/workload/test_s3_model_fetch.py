@@ -90,3 +90,12 @@ def test_an_unreachable_endpoint_is_reported_as_such(uploaded, tmp_path):
 
     code, report = fetch(uploaded[0], tmp_path / "model", AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
     assert (code, report["reason"]) == (1, obs.UNREACHABLE), report
+
+
+def test_delete_prefix_empties_a_prefix_and_nothing_beside_it(s3, s3_prefix):
+    # What the fixtures and the S3 bench use to leave the long-lived store as they found it.
+    bucket = obs.open_bucket(s3.bucket)
+    for key in ("a/one", "a/b/two", "ab/kept"):
+        obs.put_bytes(bucket, f"{s3_prefix}/{key}", b"x")
+    assert obs.delete_prefix(bucket, f"{s3_prefix}/a") == 2
+    assert list(obs.list_sizes(bucket, s3_prefix)) == [f"{s3_prefix}/ab/kept"]

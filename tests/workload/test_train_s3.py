@@ -41,7 +41,8 @@ def s3_run(s3, tmp_path_factory):
     first.kill_node(1)  # the pod is gone; nothing of it survives but what it uploaded
     codes = first.wait(timeout=120)
     saved = complete_steps(store)[0]
-    return first, store, saved, codes, uris
+    yield first, store, saved, codes, uris
+    obs.delete_prefix(store.bucket, prefix)  # the store outlives the session: leave it as found
 
 
 @pytest.fixture(scope="module")

@@ -276,6 +276,13 @@ def list_sizes(bucket: Bucket, prefix: str) -> dict[str, int]:
         raise failure(exc, bucket.uri(prefix)) from exc
 
 
+def delete_prefix(bucket: Bucket, prefix: str) -> int:
+    """Delete every object under prefix/ (whole path segments, as list_sizes); returns how many there were."""
+    keys = sorted(list_sizes(bucket, prefix))
+    delete_keys(bucket, keys)
+    return len(keys)
+
+
 def tree_files(root: Path, skip: tuple[str, ...] = ()) -> list[str]:
     """Every file under root, relative, largest first (the long uploads start first)."""
     paths = [p for p in root.rglob("*") if p.is_file() and p.name not in skip]
