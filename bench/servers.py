@@ -107,8 +107,11 @@ class Server:
         self._log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **launch.env}
         self.started = time.perf_counter()
+        # A process group of its own (stop() signals the group) but the bench's session: Linux's autogroup
+        # scheduler gives each session an equal CPU share on a busy machine, so a server in a session of its
+        # own would get a share more than the load generator and the in-process model_alone (this process).
         self.proc = subprocess.Popen(launch.command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=launch.cwd, start_new_session=True)
+                                     cwd=launch.cwd, process_group=0)
         self.cold_start_s: float | None = None
 
     @property
