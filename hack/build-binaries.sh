@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd, kwok, helm, Kueue and SeaweedFS binaries from their Go modules
+# Builds the pinned Kubernetes, etcd, kwok, helm, Kueue, SeaweedFS and metrics-server binaries from their Go modules
 # into a cache outside the repo; a second run finds them and returns at once.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -198,6 +198,17 @@ build_training_operator() {
   chmod -R u+w "$BIN/training-operator-crds"
 }
 
+# metrics-server, for the real node's HorizontalPodAutoscalers (hack/realnode/node.sh runs it on
+# 127.0.0.1). Its go.mod has no replace directive, so `go install pkg@version` builds it; the -X
+# flags are its Makefile's (it stamps client-go's version package).
+build_metrics_server() {
+  [[ -x "$BIN/metrics-server" ]] && { log "metrics-server $METRICS_SERVER_VERSION: cached"; return; }
+  log "metrics-server $METRICS_SERVER_VERSION: compiling"
+  with_progress metrics-server env GOBIN="$BIN" nice go install -trimpath \
+    -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
 main() {
   local what="${1:-all}"
   local start=$SECONDS
@@ -211,9 +222,10 @@ main() {
     kueue) build_kueue ;;
     seaweedfs) build_seaweedfs ;;
     # The real node (hack/cluster.sh up --real): kubelet and kube-proxy from the same wrapper module.
-    realnode) build_kubernetes kubelet kube-proxy ;;
+    realnode) build_kubernetes kubelet kube-proxy; build_metrics_server ;;
+    metrics-server) build_metrics_server ;;
     training-operator) build_training_operator ;;
-    *) echo "usage: $0 [all|helm|kueue|seaweedfs|realnode|training-operator]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|helm|kueue|seaweedfs|realnode|metrics-server|training-operator]" >&2; exit 2 ;;
   esac
   log "binaries in $BIN ($((SECONDS - start))s)"
 }

@@ -38,8 +38,9 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-cont
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $1"; exit "${2:-1}"; }
 kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
-# 9>&-: the cluster processes kwokctl starts must not inherit the `up` lock (they would hold it for good).
-kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@" 9>&-; }
+# 9>&-: the cluster processes kwokctl starts must not inherit the `up` lock (they would hold it for good);
+# 7>&-: nor the real node's in-use lock (hack/demo-real.sh).
+kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@" 7>&- 9>&-; }
 
 ensure_binaries() {
   local b missing=()

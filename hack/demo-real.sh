@@ -25,6 +25,10 @@ show() { say "kubectl $*"; k "$@"; }
 
 step "1/5 Cluster with a real node (kubelet, containerd + runc, CNI bridge, kube-proxy, DNS)"
 export KUBEFORGE_CLUSTER_NAME="${KUBEFORGE_CLUSTER_NAME:-kubeforge}-real"
+# One real node per machine: wait while a test session holds it (tests/e2e/realnode_kit.py).
+mkdir -p /run/kubeforge-realnode
+exec 7>>/run/kubeforge-realnode/in-use.lock
+flock -w 2400 7 || { echo "the real node stays in use: $(cat /run/kubeforge-realnode/in-use.lock)" >&2; exit 1; }
 KUBECONFIG="$(hack/cluster.sh up --real)"
 export KUBECONFIG
 hack/realnode/node.sh load-images "ghcr.io/kubeforge/operator:$TAG" "ghcr.io/kubeforge/trainer:$TAG" "ghcr.io/kubeforge/server:$TAG"

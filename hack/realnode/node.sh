@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One real node in the local cluster: kubelet + containerd (runc) + CNI bridge + kube-proxy + a
-# cluster DNS, joined to the control plane that hack/cluster.sh runs, as the pool `real`.
+# cluster DNS + metrics-server, joined to the control plane that hack/cluster.sh runs, as the pool `real`.
 #
 #   hack/realnode/node.sh up KUBECONFIG CLUSTER   join (or re-check and restart) the node; idempotent
 #   hack/realnode/node.sh down [CLUSTER]          stop its daemons and remove its pods' sandboxes
@@ -26,6 +26,8 @@ SERVICE_CIDR=10.96.0.0/16
 BRIDGE=kfbr0
 CLUSTER_DOMAIN=cluster.local
 TAINT=kubeforge.io/real-node
+# metrics-server's port on 127.0.0.1 (one real node per machine, so a fixed one).
+METRICS_SERVER_PORT=10262
 ETC="$REALNODE_STATE/etc"
 KUBELET_DIR="$REALNODE_STATE/kubelet"
 JOINED="$REALNODE_STATE/joined"   # "CLUSTER KUBECONFIG SHA256" of the cluster the node is in
@@ -37,6 +39,7 @@ declare -A MATCH=(
   [kube-proxy]="$ETC/kube-proxy.yaml"
   [clusterdns]="clusterdns.py"
   [apiserver-proxy]="bind=$GATEWAY"
+  [metrics-server]="--secure-port=$METRICS_SERVER_PORT"
 )
 pidfile() { echo "$REALNODE_RUN/$1.pid"; }
 
@@ -46,8 +49,8 @@ require_root() {
 }
 
 ensure_binaries() {
-  [[ -x "$BIN/kubelet" && -x "$BIN/kube-proxy" ]] && return 0
-  [[ "${KUBEFORGE_NO_BUILD:-0}" == 1 ]] && rn_die "kubelet/kube-proxy not built in $BIN (hack/build-binaries.sh realnode)" 3
+  [[ -x "$BIN/kubelet" && -x "$BIN/kube-proxy" && -x "$BIN/metrics-server" ]] && return 0
+  [[ "${KUBEFORGE_NO_BUILD:-0}" == 1 ]] && rn_die "kubelet/kube-proxy/metrics-server not built in $BIN (hack/build-binaries.sh realnode)" 3
   "$REPO_ROOT/hack/build-binaries.sh" realnode >&2
 }
 
@@ -214,6 +217,38 @@ start_node_daemons() {  # kubeconfig
     "TCP-LISTEN:$port,bind=$GATEWAY,fork,reuseaddr" "TCP:127.0.0.1:$port"
   start_daemon clusterdns "$(pidfile clusterdns)" "${MATCH[clusterdns]}" /usr/bin/python3 "$HERE/clusterdns.py" \
     --kubeconfig "$kubeconfig" --listen "$GATEWAY" --domain "$CLUSTER_DOMAIN"
+  # The resource metrics API for HorizontalPodAutoscalers, on 127.0.0.1. It scrapes only the real
+  # node's kubelet, at its InternalIP (the gateway): kwok's fake nodes have no InternalIP and are not
+  # selected. The kubelet's serving certificate is self-signed, hence --kubelet-insecure-tls.
+  start_daemon metrics-server "$(pidfile metrics-server)" "${MATCH[metrics-server]}" "$BIN/metrics-server" \
+    --secure-port="$METRICS_SERVER_PORT" --bind-address=127.0.0.1 --cert-dir "$REALNODE_STATE/metrics-server" \
+    --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --node-selector kubeforge.io/pool=real --kubelet-preferred-address-types=InternalIP \
+    --kubelet-use-node-status-port --kubelet-insecure-tls --metric-resolution=15s
+}
+
+metrics_api() {  # kubeconfig: register metrics-server as the metrics.k8s.io API (the aggregation layer)
+  # The API server resolves an APIService's Service to its ClusterIP, or for an ExternalName Service
+  # to that name: 127.0.0.1 here, so the aggregator dials metrics-server on loopback and nothing
+  # listens beyond it. insecureSkipTLSVerify as in metrics-server's own manifest (self-signed cert).
+  "$BIN/kubectl" --kubeconfig "$1" apply -f - >/dev/null 2>"$REALNODE_LOGS/metrics-api.err" <<YAML \
+    || rn_die "could not register the metrics API: $(cat "$REALNODE_LOGS/metrics-api.err")"
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {app.kubernetes.io/managed-by: kubeforge-realnode}}
+spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: https, port: $METRICS_SERVER_PORT, protocol: TCP}]}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io, labels: {app.kubernetes.io/managed-by: kubeforge-realnode}}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {namespace: kube-system, name: metrics-server, port: $METRICS_SERVER_PORT}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+YAML
 }
 
 kubernetes_endpoints() {  # kubeconfig: default/kubernetes -> the gateway (the API server's reconciler is off)
@@ -259,7 +294,7 @@ remove_pods() {  # the runtime's sandboxes of a previous cluster (their pods are
 
 stop_node_daemons() {
   local d
-  for d in clusterdns apiserver-proxy kube-proxy kubelet; do stop_daemon "$d" "$(pidfile "$d")" "${MATCH[$d]}"; done
+  for d in metrics-server clusterdns apiserver-proxy kube-proxy kubelet; do stop_daemon "$d" "$(pidfile "$d")" "${MATCH[$d]}"; done
 }
 
 up() {  # kubeconfig cluster
@@ -282,6 +317,7 @@ up() {  # kubeconfig cluster
   load_images kubeforge.local/pause:3.10
   echo "$joined" >"$JOINED"
   kubernetes_endpoints "$kubeconfig"
+  metrics_api "$kubeconfig"
   start_node_daemons "$kubeconfig"
   wait_for 120 "node $NODE_NAME to register" kubelet_registered "$kubeconfig" \
     || rn_die "node $NODE_NAME did not register; logs: $REALNODE_LOGS/kubelet.log"
@@ -301,7 +337,7 @@ down() {  # [cluster]: only when the node is in that cluster (or always without 
 status() {
   local d
   echo "real node $NODE_NAME: cluster $(cut -d' ' -f1 "$JOINED" 2>/dev/null || echo none)"
-  for d in containerd kubelet kube-proxy clusterdns apiserver-proxy; do
+  for d in containerd kubelet kube-proxy clusterdns apiserver-proxy metrics-server; do
     if pid_alive "$(pidfile "$d")" "${MATCH[$d]}"; then echo "  $d: running ($(cat "$(pidfile "$d")"))"; else echo "  $d: stopped"; fi
   done
 }

@@ -7,6 +7,7 @@ tests skip with the reason; KUBEFORGE_REQUIRE_REAL_NODE=1 (.ci/run) turns that s
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -29,6 +30,12 @@ IMAGES = ("operator", "trainer", "server")
 CTR = ["/usr/bin/ctr", "--address", "/run/kubeforge-realnode/containerd.sock", "-n", "k8s.io"]
 DOCKER = ["/usr/bin/docker", "-H", "unix:///run/kubeforge-realnode/docker.sock"]
 UP_TIMEOUT_S = 900
+# The real node is one per machine: `up --real` for another cluster moves it there and removes the
+# pods it ran. A test session holds this lock from before `up` until it exits, so a second session
+# (another worktree, or CI) waits for it instead of pulling the node from under a running test.
+IN_USE_LOCK = Path("/run/kubeforge-realnode/in-use.lock")
+IN_USE_WAIT_S = 2400
+_held: list = []  # the open lock file, kept for the life of the test process
 
 
 def required() -> bool:
@@ -58,7 +65,7 @@ def preflight() -> None:
         unavailable("it needs root (cgroups, network namespaces, iptables)")
     if not (Path("/sys/fs/cgroup/memory").is_dir() or Path("/sys/fs/cgroup/cgroup.controllers").exists()):
         unavailable("this machine has no cgroups")
-    missing = [b for b in ("kubelet", "kube-proxy") if not (binaries_dir() / b).exists()]
+    missing = [b for b in ("kubelet", "kube-proxy", "metrics-server") if not (binaries_dir() / b).exists()]
     if missing:
         unavailable(f"{', '.join(missing)} not built (hack/build-binaries.sh realnode)")
     for image in images():
@@ -81,11 +88,35 @@ class RealCluster(Cluster):
         return done
 
 
+def hold_the_node(name: str) -> None:
+    """Waits (with a deadline) for the machine's real node to be free, then holds it until this process exits."""
+    if _held:
+        return
+    IN_USE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = IN_USE_LOCK.open("a+")
+
+    def taken() -> bool:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise AssertionError(f"held by {lock.read().strip() or 'another session'}") from None
+        return True
+    wait_for(taken, timeout=IN_USE_WAIT_S, interval=5, max_interval=10,
+             message=f"the real node to be free ({IN_USE_LOCK})")
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} cluster {name} cwd {os.getcwd()} since {time.strftime('%H:%M:%S')}\n")
+    lock.flush()
+    _held.append(lock)
+
+
 def start_real_cluster() -> RealCluster:
     from kubernetes import config
 
     preflight()
     name = f"{os.environ.get('KUBEFORGE_CLUSTER_NAME', 'kubeforge')}-real"
+    hold_the_node(name)
     env = dict(os.environ, KUBEFORGE_CLUSTER_NAME=name, KUBEFORGE_NO_BUILD="1")
     done = subprocess.run([str(REPO / "hack/cluster.sh"), "up", "--real"], env=env, capture_output=True, text=True,
                           timeout=UP_TIMEOUT_S)

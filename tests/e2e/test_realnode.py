@@ -3,7 +3,8 @@ real kubelet node (containerd + runc, CNI bridge, kube-proxy, cluster DNS) with 
 
 One story in order, each test building on the one before (module-scoped fixtures): install the chart,
 train (with a worker SIGKILLed through the runtime mid-run), serve what was trained, scale, drain a pod
-under load, and check that nothing ran as root. Kept small for CI: 30 training steps, 3 server replicas.
+under load, autoscale on CPU through metrics-server (out under load, back in after), and check that
+nothing ran as root. Kept small for CI: 60 training steps, 3 server replicas.
 """
 from __future__ import annotations
 
@@ -274,8 +275,86 @@ def test_e_a_server_pod_deleted_under_load_drains_without_failed_requests(real, 
     assert not failures, f"{len(failures)} failed of {counts}: {failures[:5]}"
 
 
+AUTO = "minilm-auto"
+
+
+def autoscaled_endpoint() -> dict:
+    # CPU is the pods' request and limit: one server kept busy by the clients runs at ~100% of it.
+    return {
+        "apiVersion": "kubeforge.io/v1alpha1", "kind": "ModelEndpoint", "metadata": {"name": AUTO, "namespace": NS},
+        "spec": {"model": {"trainingJobRef": {"name": JOB}, "format": "onnx", "task": "text-classification"},
+                 "runtime": "onnxruntime", "nodePool": kit.POOL, "resources": {"cpu": "500m", "memory": "1Gi"},
+                 "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "metric": "cpu", "target": 30,
+                                 "scaleDownStabilizationSeconds": 15}},
+    }
+
+
+def test_h_cpu_autoscaling_scales_out_under_load_and_back_in_after(real, work):
+    """metrics-server (hack/realnode/node.sh) scrapes the real kubelet; the HPA the operator made acts on it."""
+    real.kubectl("-n", NS, "delete", "mep", SERVE, "--wait=true", timeout=180)  # frees the 2 cores for this one
+    real.kubectl("apply", "-f", "-", input=json.dumps(autoscaled_endpoint()))
+    wait_for(lambda: (real.json("-n", NS, "get", "mep", AUTO).get("status") or {}).get("readyReplicas") == 1,
+             timeout=300, interval=2, message="the autoscaled endpoint 1/1 Ready")
+
+    def hpa() -> dict:
+        return real.json("-n", NS, "get", "hpa", AUTO)
+
+    def cpu_measured() -> bool:
+        metrics = (hpa().get("status") or {}).get("currentMetrics") or []
+        return any((m.get("resource") or {}).get("current", {}).get("averageUtilization") is not None for m in metrics)
+    # The HPA has read the pods' CPU through the metrics API (metrics-server, aggregated): the path works.
+    wait_for(cpu_measured, timeout=180, interval=3, message="the HPA reading CPU from metrics-server")
+
+    base = f"http://{real.json('-n', NS, 'get', 'service', AUTO)['spec']['clusterIP']}"
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                body = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                               "data": ["The plot held me until the very end."]}]}).encode()
+                req = urllib.request.Request(f"{base}/v2/models/{AUTO}/infer", data=body,
+                                             headers={"Content-Type": "application/json", "Connection": "close"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+            except Exception as exc:  # noqa: BLE001 - counted; the scale decisions are what is tested
+                errors.append(repr(exc))
+    lines: list[str] = []
+
+    def snapshot() -> None:
+        lines.append(real.kubectl("-n", NS, "get", "hpa,mep", "-o", "wide", "--no-headers").stdout.strip())
+    start = time.monotonic()
+    with futures.ThreadPoolExecutor(6) as pool:
+        running = [pool.submit(client) for _ in range(6)]
+        try:
+            def scaled_out() -> bool:
+                snapshot()
+                return (real.json("-n", NS, "get", "mep", AUTO).get("status") or {}).get("readyReplicas", 0) >= 2
+            wait_for(scaled_out, timeout=420, interval=5, message="a scale-out to 2+ Ready replicas under load")
+            out_after = kit.elapsed(start)
+        finally:
+            stop.set()
+            for f in running:
+                f.result()
+    record_runtime_users(real, NS, f"kubeforge.io/modelendpoint={AUTO}")
+    stopped = time.monotonic()
+
+    def scaled_in() -> bool:
+        snapshot()
+        status = hpa().get("status") or {}
+        return status.get("desiredReplicas") == 1 and status.get("currentReplicas") == 1
+    wait_for(scaled_in, timeout=420, interval=5, message="a scale-in to 1 replica after the load stopped")
+    (OUT / "autoscaling.txt").write_text("\n".join(lines) + f"\n# scaled out {out_after} after the load began, "
+                                         f"back to 1 {kit.elapsed(stopped)} after it stopped; "
+                                         f"{len(errors)} client errors\n")
+    events = real.kubectl("-n", NS, "get", "events", "--field-selector",
+                          f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={AUTO}").stdout
+    assert "SuccessfulRescale" in events, events
+
+
 def test_f_no_kubeforge_pod_on_the_real_node_ran_as_root_or_privileged(real, work):
-    record_runtime_users(real, NS, f"kubeforge.io/modelendpoint={SERVE}")
+    record_runtime_users(real, NS, "kubeforge.io/modelendpoint")
     assert RUNTIME_USERS, "no containers were observed"
     for cid, (pod, uid, process) in RUNTIME_USERS.items():
         assert uid != 0, f"{pod} ({cid[:12]}) ran as root"

@@ -58,6 +58,9 @@ class MakeEndpoint:
             auto["target"] = target
         return self.set("autoscaling", auto)
 
+    def scale_down_after(self, seconds: int) -> "MakeEndpoint":
+        return self.set("autoscaling.scaleDownStabilizationSeconds", seconds)
+
     def protocols(self, *names: str) -> "MakeEndpoint":
         return self.set("protocols", list(names))
 

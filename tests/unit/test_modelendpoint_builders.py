@@ -220,6 +220,14 @@ def test_hpa_targets_the_deployment_with_the_chosen_metric(make, metric):
     assert hpa["spec"]["metrics"] == [metric]
 
 
+def test_hpa_scales_down_after_the_cluster_default_unless_the_spec_shortens_it():
+    def hpa(make):
+        return next(o for o in children(make).apply if o["kind"] == "HorizontalPodAutoscaler")["spec"]
+    assert "behavior" not in hpa(MakeEndpoint().autoscale(1, 3))
+    assert hpa(MakeEndpoint().autoscale(1, 3).scale_down_after(30))["behavior"] == {
+        "scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
 def test_pdb_lets_one_pod_go_at_a_time():
     pdb = next(o for o in children(MakeEndpoint().replicas(3)).apply if o["kind"] == "PodDisruptionBudget")
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {builders.LABEL: "mep"}}}

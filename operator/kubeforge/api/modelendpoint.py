@@ -107,6 +107,15 @@ class Autoscaling(ApiModel):
         ge=1,
         description="cpu: utilization percent (default 70). inflight: average requests in flight per replica (default 8).",
     )
+    scale_down_stabilization_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description=(
+            "How long the autoscaler waits, after load drops, before removing replicas (the HPA's "
+            "behavior.scaleDown.stabilizationWindowSeconds). Unset: the cluster's default, 300 s."
+        ),
+    )
 
 
 class Batching(ApiModel):

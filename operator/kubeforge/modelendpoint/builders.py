@@ -272,6 +272,8 @@ def build_hpa(ep: Endpoint) -> dict[str, Any]:
         "maxReplicas": auto.max_replicas,
         "metrics": [metric],
     }
+    if auto.scale_down_stabilization_seconds is not None:
+        spec["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": auto.scale_down_stabilization_seconds}}
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(ep), "spec": spec}
 
 
