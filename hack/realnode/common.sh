@@ -28,8 +28,8 @@ start_daemon() {
   if pid_alive "$pidfile" "$match"; then return 0; fi
   mkdir -p "$REALNODE_LOGS" "$REALNODE_RUN"
   rn_log "starting $name (log: $REALNODE_LOGS/$name.log)"
-  # setsid + closed fds: the daemon outlives this script and holds none of its locks (7: demo-real.sh).
-  setsid "$@" </dev/null >>"$REALNODE_LOGS/$name.log" 2>&1 7>&- 8>&- 9>&- &
+  # setsid + closed fds: the daemon outlives this script and holds none of its locks (6: node.sh up, 7: demo-real.sh).
+  setsid "$@" </dev/null >>"$REALNODE_LOGS/$name.log" 2>&1 6>&- 7>&- 8>&- 9>&- &
   echo $! >"$pidfile"
 }
 

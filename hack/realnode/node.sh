@@ -22,6 +22,10 @@ BIN="$CACHE/k8s-$K8S_VERSION/bin"
 NODE_NAME="${KUBEFORGE_REAL_NODE_NAME:-real-0}"
 POD_CIDR=10.213.0.0/24
 GATEWAY=10.213.0.1
+# The cluster DNS's own address on the bridge (a /32 beside the gateway; pods reach it through their
+# default route, the host delivers it locally). Not the gateway: once a DNS left running by an earlier
+# join held the gateway's port 53 and answered for the wrong cluster (see 'up' below).
+CLUSTER_DNS=10.213.1.1
 SERVICE_CIDR=10.96.0.0/16
 BRIDGE=kfbr0
 CLUSTER_DOMAIN=cluster.local
@@ -58,6 +62,7 @@ network() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   # (no `| grep -q` under pipefail: grep quitting early fails the pipeline with SIGPIPE)
   [[ "$(ip -4 addr show dev "$BRIDGE")" == *"inet $GATEWAY/"* ]] || ip addr add "$GATEWAY/24" dev "$BRIDGE"
+  [[ "$(ip -4 addr show dev "$BRIDGE")" == *"inet $CLUSTER_DNS/"* ]] || ip addr add "$CLUSTER_DNS/32" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Service IPs are virtual (kube-proxy DNATs them); route them to the bridge so nothing on the
   # host ever sends them out of the machine's own interface.
@@ -133,7 +138,7 @@ failSwapOn: false
 # The API server reaches the kubelet (logs, exec) on the gateway only, without a client certificate.
 authentication: {anonymous: {enabled: true}, webhook: {enabled: false}, x509: {}}
 authorization: {mode: AlwaysAllow}
-clusterDNS: [$GATEWAY]
+clusterDNS: [$CLUSTER_DNS]
 clusterDomain: $CLUSTER_DOMAIN
 # Pods get only the cluster DNS; the host's resolvers (off the machine) are never handed to them.
 resolvConf: ""
@@ -220,6 +225,18 @@ kubelet_registered() {  # kubeconfig
   "$BIN/kubectl" --kubeconfig "$1" get node "$NODE_NAME"
 }
 
+dns_answers() {  # kubernetes.default resolves to its ClusterIP through the cluster DNS
+  pid_alive "$(pidfile clusterdns)" "${MATCH[clusterdns]}" && python3 - "$CLUSTER_DNS" "kubernetes.default.svc.$CLUSTER_DOMAIN" <<'PY'
+import socket, struct, sys
+name = b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[2].split(".")) + b"\0"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1), (sys.argv[1], 53))
+reply = s.recv(512)
+sys.exit(0 if reply[3] & 15 == 0 and struct.unpack(">H", reply[6:8])[0] > 0 else 1)
+PY
+}
+
 start_node_daemons() {  # kubeconfig
   local kubeconfig="$1" port
   port="$(api_port "$kubeconfig")"
@@ -232,7 +249,7 @@ start_node_daemons() {  # kubeconfig
   start_daemon apiserver-proxy "$(pidfile apiserver-proxy)" "${MATCH[apiserver-proxy]}" /usr/bin/socat \
     "TCP-LISTEN:$port,bind=$GATEWAY,fork,reuseaddr" "TCP:127.0.0.1:$port"
   start_daemon clusterdns "$(pidfile clusterdns)" "${MATCH[clusterdns]}" /usr/bin/python3 "$HERE/clusterdns.py" \
-    --kubeconfig "$kubeconfig" --listen "$GATEWAY" --domain "$CLUSTER_DOMAIN"
+    --kubeconfig "$kubeconfig" --listen "$CLUSTER_DNS" --domain "$CLUSTER_DOMAIN"
   # The resource metrics API for HorizontalPodAutoscalers, on 127.0.0.1. It scrapes only the real
   # node's kubelet, at its InternalIP (the gateway): kwok's fake nodes have no InternalIP and are not
   # selected. The kubelet's serving certificate is self-signed, hence --kubelet-insecure-tls.
@@ -316,6 +333,12 @@ stop_node_daemons() {
 up() {  # kubeconfig cluster
   local kubeconfig="$1" cluster="$2" start=$SECONDS
   require_root
+  # Two `up`s at once (two clusters) raced here: each started its own DNS and API relay, one pid file
+  # kept the other's pid, and the loser's daemons ran on untracked. One at a time (fd 6, closed for
+  # every daemon start_daemon starts). Who *uses* the node between ups: realnode_kit's in-use lock.
+  mkdir -p "$REALNODE_RUN"
+  exec 6>"$REALNODE_RUN/up.lock"
+  flock -w 900 6 || rn_die "another 'node.sh up' holds $REALNODE_RUN/up.lock"
   "$HERE/install-packages.sh"
   ensure_binaries
   "$HERE/dockerd.sh" up
@@ -335,6 +358,10 @@ up() {  # kubeconfig cluster
   kubernetes_endpoints "$kubeconfig"
   metrics_api "$kubeconfig"
   start_node_daemons "$kubeconfig"
+  # The DNS answers for this cluster (a DNS that could not bind its port exits, and pods would fail
+  # name lookups with no other sign).
+  wait_for 60 "the cluster DNS on $CLUSTER_DNS" dns_answers \
+    || rn_die "the cluster DNS does not answer on $CLUSTER_DNS; logs: $REALNODE_LOGS/clusterdns.log"
   wait_for 120 "node $NODE_NAME to register" kubelet_registered "$kubeconfig" \
     || rn_die "node $NODE_NAME did not register; logs: $REALNODE_LOGS/kubelet.log"
   "$BIN/kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null \
