@@ -91,10 +91,10 @@ def api_client() -> client.ApiClient:
             except config.ConfigException:
                 config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
             configuration = client.Configuration.get_default_copy()
-            # One connection per thread that sends: the reconcilers and the two controllers' apply pools (4 each)
+            # One connection per thread that sends: the reconcilers and the two controllers' apply pools
             # (kubeforge.ownership); the client's default pool (5 per core) would open and drop a TLS
             # connection per request once more threads than that share it.
-            configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, 9 * SETTINGS.workers + 4)
+            configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, 3 * SETTINGS.workers + 4)
             _api_client = client.ApiClient(configuration)
             _api_client.user_agent = USER_AGENT  # the audit log tells replicas apart by it
         return _api_client

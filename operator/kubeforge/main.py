@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import functools
 import logging
 import os
@@ -122,11 +123,25 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: Settings) -> No
     kopf_settings.execution.max_workers = max(8, config.workers * 2)
 
 
+# glibc's M_ARENA_MAX: its default (8 per core) gives each of the reconciler threads an arena of its own,
+# and the memory freed in each stays mapped: RSS grew by ~25 MB with 16 workers (README, at scale).
+M_ARENA_MAX, MALLOC_ARENAS = -8, 2
+
+
+def limit_malloc_arenas() -> None:
+    """Two malloc arenas for the whole process (MALLOC_ARENA_MAX=2), before any worker thread starts; no-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kubeforge-operator", description="Run the kubeforge operator.")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logsetup.configure(args.verbose)
+    limit_malloc_arenas()
     # The default registry, not a bare OperatorRegistry: it carries kopf's fallback login handlers
     # (in-cluster config or $KUBECONFIG through the kubernetes client).
     registry = kopf.get_default_registry()

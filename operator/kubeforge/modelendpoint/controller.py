@@ -159,7 +159,7 @@ def apply_children(client: KubeClient, obs: Observed, plan: ChildPlan, applier: 
 
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on an endpoint, its children and the TrainingJob it serves enqueue it."""
-    applier = OwnedApplier(client, pool=ThreadPoolExecutor(4 * config.workers, thread_name_prefix="kubeforge-modelendpoint-apply"))
+    applier = OwnedApplier(client, pool=ThreadPoolExecutor(config.workers, thread_name_prefix="kubeforge-modelendpoint-apply"))
     queue.register(KIND, functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate()))
     watches.enqueue_on_event(registry, queue, KIND, PLURAL)
     for group, version, plural in CHILD_KINDS:

@@ -243,7 +243,7 @@ def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient 
     children = Children(ChildIndex(registry, "batch", "v1", "jobs", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "pods", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL), PoolNodes())
-    applier = OwnedApplier(client, pool=ThreadPoolExecutor(4 * config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
+    applier = OwnedApplier(client, pool=ThreadPoolExecutor(config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
     reconciler = functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate(),
                                    children=children, cache=CR_CACHE)
     queue.register(KIND, reconciler)
