@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from kubeforge import servecontract as sc
 from tests.e2e import realnode_kit as kit
 from tests.waiting import wait_for
 
@@ -367,3 +373,147 @@ def test_f_no_kubeforge_pod_on_the_real_node_ran_as_root_or_privileged(real, wor
                 assert not (c.get("securityContext") or {}).get("privileged"), f"{pod['metadata']['name']} privileged"
     names = sorted({pod for pod, _, _ in RUNTIME_USERS.values()})
     assert any(re.match(rf"{JOB}-a\d+-", n) for n in names) and any(n.startswith("kubeforge-") for n in names), names
+
+
+# --- issue 14: a canary on the real node, counted by the header that names the model of every answer ---------
+# The chart's operator serves a model from a hostPath claim; a second model goes through strategy Canary with the
+# held-out evaluation on: its canary pod's init container scores the held-out file for real before it turns Ready,
+# its server reports its own traffic into <name>-canary-report with the canary's token, and the test counts
+# X-Kubeforge-Model over many fresh connections to the Service's ClusterIP (kube-proxy picks a pod per connection):
+# the split must match the replica ratio, 1 canary of 4 pods; after promotion every answer comes from the new model.
+# Figures: out/realnode/canary-split.txt. Independent of tests b-f (its own namespace and claim).
+
+CANARY_NS = "kubeforge-real-canary"
+MEP = "split"
+CANARY_VOLUME = Path("/var/lib/kubeforge-realnode/volumes/canary-models")
+MOUNT = "/mnt/kubeforge/models"  # storage.PVC_MOUNT_ROOT/<claim>: where the pods see the claim
+CANARY_REQUESTS = 400
+CANARY_SHARE, TOLERANCE = 0.25, 0.08  # 1 canary pod of 4; +-0.08 is 3.7 binomial standard deviations at 400
+HELD_OUT_TEXTS = ["the movie was great", "terrible food and bad service", "hello world", "it is ok", "one two three",
+                  "i love this film", "i hate the night", "a very fine day", "not good", "really bad"]
+
+
+def canary_models(real) -> Path:
+    """Two copies of the tiny model (revision 1 and 2: other URIs, same weights) and a held-out file on the claim."""
+    kit.restricted_namespace(real, CANARY_NS)
+    kit.host_path_claim(real, CANARY_NS, "models", str(CANARY_VOLUME))
+    from tests.workload.serve_fixtures import build_tiny_model
+
+    build_tiny_model(CANARY_VOLUME / "v1")
+    shutil.copytree(CANARY_VOLUME / "v1", CANARY_VOLUME / "v2")
+    (CANARY_VOLUME / "heldout.jsonl").write_text("".join(json.dumps({"text": t, "label": i % 3}) + "\n" for i, t in enumerate(HELD_OUT_TEXTS)))
+    subprocess.run(["chown", "-R", "10001:0", str(CANARY_VOLUME)], check=True)
+    return CANARY_VOLUME
+
+
+def host_evaluation(model_dir: Path, tmp_path: Path) -> dict:
+    """The same evaluation, run here on the same files: what the pod's init container must report."""
+    message = tmp_path / "termination-log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", sc.MODEL_DIR: str(model_dir), sc.EVAL_URI: str(CANARY_VOLUME / "heldout.jsonl"),
+           sc.RUNTIME: "onnxruntime", "TERMINATION_MESSAGE_PATH": str(message)}
+    subprocess.run([sys.executable, "-m", "kubeforge_workloads.serve.evaluate"], env=env, check=True, timeout=300)
+    return json.loads(message.read_text())["metrics"]
+
+
+def canary_endpoint(uri: str, bake: int) -> dict:
+    return {"apiVersion": "kubeforge.io/v1alpha1", "kind": "ModelEndpoint", "metadata": {"name": MEP, "namespace": CANARY_NS},
+            "spec": {"model": {"uri": uri}, "runtime": "onnxruntime", "replicas": 4, "nodePool": kit.POOL,
+                     "rollout": {"strategy": "Canary", "canary": {"replicas": 1, "bakeSeconds": bake},
+                                 "promotion": {"thresholds": [{"metric": "accuracy", "op": ">=", "value": 0.0}],
+                                               "evaluation": {"uri": f"{MOUNT}/heldout.jsonl"}}}}}
+
+
+def mep(real) -> dict:
+    return real.json("-n", CANARY_NS, "get", "mep", MEP)
+
+
+def answered_by(base: str) -> str:
+    body = json.dumps({"texts": ["a very fine day"]}).encode()
+    req = urllib.request.Request(f"{base}/predict", data=body, headers={"Content-Type": "application/json", "Connection": "close"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.headers[sc.MODEL_HEADER]
+
+
+def count_answers(base: str, n: int) -> Counter:
+    return Counter(answered_by(base) for _ in range(n))
+
+
+def selected_ready_pods(real, selector: str) -> list[dict]:
+    pods = real.json("-n", CANARY_NS, "get", "pods", "-l", selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in (p["status"].get("conditions") or []))]
+
+
+def test_g_a_canary_takes_its_replica_share_of_requests_then_all_of_them(real, release, tmp_path):
+    models = canary_models(real)
+    try:
+        split_then_promote(real, models, tmp_path)
+    finally:  # its 4 pods would otherwise share the node with the tests after it
+        real.kubectl("delete", "namespace", CANARY_NS, "--ignore-not-found", "--wait=false")
+
+
+def split_then_promote(real, canary_models: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+
+    def show(step: str) -> None:
+        lines.append(f"--- {step}\n" + real.kubectl("-n", CANARY_NS, "get", "mep", MEP, "-o", "wide").stdout.strip())
+
+    real.kubectl("apply", "-f", "-", input=json.dumps(canary_endpoint("pvc://models/v1", bake=900)))
+    obj = wait_for(lambda: (mep(real).get("status") or {}).get("readyReplicas") == 4 and mep(real), timeout=600, interval=2,
+                   message="revision 1 evaluated, then 4/4 Ready")
+    expected = host_evaluation(canary_models / "v1", tmp_path)
+    assert obj["status"]["model"]["evaluation"]["accuracy"] == expected["accuracy"], (obj["status"]["model"], expected)
+    show("revision 1 served after its held-out evaluation in a real init container")
+
+    real.kubectl("-n", CANARY_NS, "patch", "mep", MEP, "--type", "merge", "-p", json.dumps({"spec": {"model": {"uri": "pvc://models/v2"}}}))
+    wait_for(lambda: len(selected_ready_pods(real, f"kubeforge.io/canary-of={MEP}")) == 1
+             and len(selected_ready_pods(real, f"kubeforge.io/modelendpoint={MEP}")) == 4,
+             timeout=600, interval=2, message="1 canary + 3 stable pods Ready")
+    show("revision 2 passed its evaluation: canary baking")
+    base = f"http://{real.json('-n', CANARY_NS, 'get', 'service', MEP)['spec']['clusterIP']}"
+    split = count_answers(base, CANARY_REQUESTS)
+    old, new = "revision=1; uri=pvc://models/v1", "revision=2; uri=pvc://models/v2"
+    assert set(split) == {old, new}, split
+    share = split[new] / CANARY_REQUESTS
+    assert abs(share - CANARY_SHARE) <= TOLERANCE, f"canary answered {share:.3f} of {CANARY_REQUESTS}, expected {CANARY_SHARE}: {split}"
+    # The canary's own server reported what it answered, through the API server, with its token.
+    canary_pod = selected_ready_pods(real, "kubeforge.io/canary-of=" + MEP)[0]["metadata"]["name"]
+
+    def reported() -> dict:
+        data = real.json("-n", CANARY_NS, "get", "configmap", f"{MEP}-canary-report").get("data") or {}
+        record = json.loads(data.get(canary_pod) or "{}")
+        assert record.get("requests", 0) >= split[new], record
+        return record
+    report = wait_for(reported, timeout=60, interval=1, message="the canary's traffic report")
+
+    real.kubectl("-n", CANARY_NS, "patch", "mep", MEP, "--type", "merge", "-p", json.dumps({"spec": {"rollout": {"canary": {"bakeSeconds": 1}}}}))
+
+    def promoted() -> dict:
+        obj = mep(real)
+        st = obj.get("status") or {}
+        assert (st.get("model") or {}).get("revision") == 2 and st.get("readyReplicas") == 4 and not st.get("canary"), st.get("model")
+        assert not selected_ready_pods(real, "kubeforge.io/canary-of=" + MEP)
+        assert all(sc.MODEL_REVISION in json.dumps(p["spec"]) and "pvc://models/v2" in json.dumps(p["spec"])
+                   for p in selected_ready_pods(real, f"kubeforge.io/modelendpoint={MEP}"))
+        return obj
+    obj = wait_for(promoted, timeout=600, interval=2, message="revision 2 promoted, every pod on it")
+
+    def old_pods_gone() -> bool:
+        # A replaced pod keeps answering through its drain (preStop, drain delay) until it is deleted; then the Service's
+        # EndpointSlices must name exactly the new pods before "every answer from the new model" can hold.
+        pods = real.json("-n", CANARY_NS, "get", "pods", "-l", f"kubeforge.io/modelendpoint={MEP}")["items"]
+        assert len(pods) == 4 and all("pvc://models/v2" in json.dumps(p["spec"]) for p in pods), [p["metadata"]["name"] for p in pods]
+        slices = real.json("-n", CANARY_NS, "get", "endpointslices", "-l", f"kubernetes.io/service-name={MEP}")["items"]
+        addresses = {a for s in slices for e in (s.get("endpoints") or []) for a in e["addresses"]}
+        return addresses == {p["status"].get("podIP") for p in pods}
+    wait_for(old_pods_gone, timeout=300, interval=1, message="the replaced pods gone from the Service")
+    after = count_answers(base, CANARY_REQUESTS // 2)
+    assert after == Counter({new: CANARY_REQUESTS // 2}), after
+    show("revision 2 promoted")
+    figures = (f"canary split over {CANARY_REQUESTS} requests, fresh connections to the ClusterIP: {dict(split)}; "
+               f"canary share {share:.3f} (replica ratio {CANARY_SHARE}, tolerance {TOLERANCE})\n"
+               f"canary's own report: {report}\nafter promotion, {CANARY_REQUESTS // 2} requests: {dict(after)}\n"
+               f"status.model: {json.dumps(obj['status']['model'])}\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "canary-split.txt").write_text("\n".join(lines) + "\n" + figures)
+    print("\n".join(lines) + "\n" + figures)
