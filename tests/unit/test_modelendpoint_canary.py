@@ -107,6 +107,15 @@ def test_a_canary_that_restarts_is_removed_and_its_model_blocked_for_good():
     assert kube.get(API_VERSION, "ModelEndpoint", "ml", "mep")["status"]["model"]["revision"] == 1
 
 
+def test_a_canary_pod_waiting_for_its_claim_to_bind_waits_and_says_why():
+    pending = pod("c1", ready=False)
+    pending["status"] = {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/10 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}]}
+    verdict = canary.judge(REV, None, (pending,), canary.Bake(1, 60), T0)
+    assert verdict.state == "Baking" and "unbound immediate PersistentVolumeClaims" in verdict.message, verdict.message
+
+
 def test_a_canary_pod_whose_server_exited_fails_the_bake_with_its_exit_code():
     exited = pod("c1", ready=False)
     exited["status"].update(phase="Failed", containerStatuses=[{"name": "server", "state": {"terminated": {"exitCode": 1}}}])

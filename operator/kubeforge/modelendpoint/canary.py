@@ -18,7 +18,10 @@ from kubeforge.timestamps import parse_rfc3339
 CANARY_OF = "kubeforge.io/canary-of"  # selects an endpoint's canary pods (its Deployment's selector)
 CANARY_REVISION = "kubeforge.io/canary-revision"  # which revision a canary pod runs
 # Held-back reasons that waiting will not fix: the canary fails at once.
-_FATAL = (podreasons.CRASH_LOOP, podreasons.OOM_KILLED, podreasons.IMAGE_PULL, podreasons.CONFIG_ERROR, podreasons.MISSING_VOLUME)
+# A claim not bound yet is not among them: the PV controller binds an Immediate claim a moment after it is
+# created, and the scheduler retries; the canary waits and says why (a real-node run once failed a canary
+# on "unbound immediate PersistentVolumeClaims" one second before its claim bound).
+_FATAL = (podreasons.CRASH_LOOP, podreasons.OOM_KILLED, podreasons.IMAGE_PULL, podreasons.CONFIG_ERROR)
 
 
 def name(endpoint: str) -> str:
@@ -88,6 +91,8 @@ def judge(rev: dict[str, Any], previous: dict[str, Any] | None, pods: tuple[dict
     if ready < bake.replicas or (bake.evaluated and "evaluation" not in record):
         record.pop("readySince", None)
         waiting = "" if ready < bake.replicas else ", waiting for the held-out evaluation's report"
+        blocker = next((b for b in map(podreasons.pod_blocker, live) if b), None)
+        waiting += f" ({blocker.describe()})" if blocker and ready < bake.replicas else ""
         return Verdict("Baking", record, f"canary of revision {rev['revision']}: {ready}/{bake.replicas} pods ready{waiting}")
     since = record.setdefault("readySince", now)
     baked = (parse_rfc3339(now) - parse_rfc3339(since)).total_seconds()
