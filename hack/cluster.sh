@@ -14,7 +14,10 @@
 #
 # Env: KUBEFORGE_CACHE (binary cache root), KUBEFORGE_CLUSTER_NAME (default
 # kubeforge), KUBEFORGE_NO_BUILD=1 (fail with exit 3 instead of building
-# missing binaries: what the test fixture uses).
+# missing binaries: what the test fixture uses), KUBEFORGE_CLUSTER_PROFILE (a file
+# hack/kwok/profiles/<name>.yaml merged into the configuration at create, e.g. `scale`:
+# the control plane's client limits raised as production clusters run them; a cluster made
+# with another profile, or none, is recreated).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -25,6 +28,11 @@ NAME="${KUBEFORGE_CLUSTER_NAME:-kubeforge}"
 WORKDIR="${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$NAME"
 KUBECONFIG_PATH="$WORKDIR/kubeconfig.yaml"
 CONFIGS=("$HERE/kwok/kwokctl.yaml" "$HERE/kwok/stages/nodes.yaml" "$HERE/kwok/stages/pods.yaml")
+PROFILE="${KUBEFORGE_CLUSTER_PROFILE:-}"
+if [[ -n "$PROFILE" ]]; then
+  [[ -f "$HERE/kwok/profiles/$PROFILE.yaml" ]] || { echo "no cluster profile $HERE/kwok/profiles/$PROFILE.yaml" >&2; exit 2; }
+  CONFIGS+=("$HERE/kwok/profiles/$PROFILE.yaml")
+fi
 # One audit line per request (user agent, verb, resource) in $WORKDIR/logs/audit.log: see the policy.
 AUDIT_POLICY="$HERE/kwok/audit-policy.yaml"
 # Written after a successful create: which config (and binaries) the running

@@ -65,9 +65,11 @@ def cluster_required() -> bool:
     return os.environ.get("KUBEFORGE_REQUIRE_CLUSTER", "0") == "1"
 
 
-def start_cluster() -> Cluster:
+def start_cluster(name: str | None = None, profile: str | None = None) -> Cluster:
     """Brings the cluster up (or reuses it) and connects; skips or fails if it cannot.
 
+    `name` and `profile` (hack/cluster.sh's KUBEFORGE_CLUSTER_NAME and KUBEFORGE_CLUSTER_PROFILE):
+    another cluster than the test suite's, e.g. bench/scale_bench.py's with production client limits.
     KUBEFORGE_KUBECONFIG points the tests at a cluster someone else runs
     (e.g. kind on a workstation); the fake-pod annotations of hack/kwok then
     do nothing, so tests that rely on them will not pass there.
@@ -77,12 +79,12 @@ def start_cluster() -> Cluster:
     kubectl = binaries_dir() / "kubectl"
     kubectl_binary = str(kubectl) if kubectl.exists() else (shutil.which("kubectl") or str(kubectl))
     external = os.environ.get("KUBEFORGE_KUBECONFIG")
-    kubeconfig = external or _cluster_up()
+    kubeconfig = external or _cluster_up(name, profile)
     return Cluster(kubeconfig, kubectl_binary, config.new_client_from_config(config_file=kubeconfig))
 
 
-def _cluster_up() -> str:
-    env = {**os.environ, "KUBEFORGE_NO_BUILD": "1"}
+def _cluster_up(name: str | None = None, profile: str | None = None) -> str:
+    env = {**os.environ, "KUBEFORGE_NO_BUILD": "1", **cluster_env(name, profile)}
     try:
         done = subprocess.run([str(CLUSTER_SH), "up"], env=env, capture_output=True, text=True,
                               timeout=UP_TIMEOUT_S)
@@ -94,6 +96,18 @@ def _cluster_up() -> str:
     if done.returncode != 0:
         pytest.fail(f"hack/cluster.sh up exited {done.returncode}:\n{done.stderr[-4000:]}", pytrace=False)
     return done.stdout.strip().splitlines()[-1]
+
+
+def cluster_env(name: str | None = None, profile: str | None = None) -> dict[str, str]:
+    """hack/cluster.sh's environment for a cluster other than the default one (empty: the default)."""
+    env = {"KUBEFORGE_CLUSTER_NAME": name} if name else {}
+    return {**env, "KUBEFORGE_CLUSTER_PROFILE": profile} if profile else env
+
+
+def delete_cluster(name: str) -> None:
+    """hack/cluster.sh down for cluster `name` (one a bench made for itself)."""
+    subprocess.run([str(CLUSTER_SH), "down"], env={**os.environ, **cluster_env(name)}, capture_output=True, text=True,
+                   timeout=UP_TIMEOUT_S, check=True)
 
 
 def namespace_name(test_name: str) -> str:
