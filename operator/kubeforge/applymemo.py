@@ -57,9 +57,14 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
     return (obj["kind"], meta.get("namespace") or "", meta["name"])
 
 
+# Preconditions, not content: kubeforge.ownership pins a known child's uid, and creates a new one with a
+# resourceVersion no object has (ownership.ABSENT).
+PRECONDITIONS = frozenset({"uid", "resourceVersion"})
+
+
 def digest(obj: dict[str, Any]) -> str:
-    """The desired object's content. metadata.uid is left out: kubeforge.ownership pins it on a child it
-    knows as a precondition, not as content, and the first apply (before the uid is known) has none,
-    so counting it would re-send every child once on the pass after its creation."""
-    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "uid"}
+    """The desired object's content, without its preconditions (PRECONDITIONS): the first apply of a child
+    (a create) carries other ones than the next passes, and counting them would re-send every child once
+    on the pass after its creation."""
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in PRECONDITIONS}
     return hashlib.sha256(json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -13,6 +13,12 @@ someone else's took the name, so the steady state costs no extra read.
 With a thread pool, the reads go out together and the applies in waves (a child waits only for
 the ones it needs: a RoleBinding for its Role, a workload for everything before it), so a new
 owner's first pass costs three round trips to the API server instead of one per child.
+
+An owner whose children should not exist yet (a new one: the caller says so with
+`expect_absent`) skips the reads: each child goes out as a create-only apply (`create_only`),
+which the API server answers with 409 when the name is taken, writing nothing. Only then is
+the name read: a child of ours (a pass that died before its status write) is applied, anyone
+else's stops the apply before the next wave, so before any workload.
 """
 
 from __future__ import annotations
@@ -22,13 +28,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeforge import apierrors, kube
 from kubeforge.api.common import ChildrenAppliedReason
 from kubeforge.apierrors import Refusal, Refused
 
+T = TypeVar("T")
 MAX_REMEMBERED = 50_000
+# A resourceVersion no stored object has: etcd's revisions start at 1 and every write takes the next,
+# so an object's (its last write's revision) is at least 2. As a server-side apply's precondition it
+# makes the apply create-only: an existing object fails the optimistic-lock check with 409 Conflict
+# and is not modified; an absent one is created (the API server drops the version on create, in
+# storage's PrepareObjectForStorage). A metadata.uid precondition cannot do this: the API server
+# refuses it for an absent object ("uid mismatch ... no existing object was found"). A POST could,
+# but it records the fields under an Update entry of our field manager beside the Apply one of every
+# later pass, so a field the operator stops setting would never be removed.
+ABSENT = "1"
 # Kinds whose objects run pods: applied after every child listed before them (ServiceAccount,
 # ConfigMaps, Service), so no pod starts without what it mounts or runs as.
 WORKLOAD_KINDS = frozenset({"Job", "Deployment", "StatefulSet", "DaemonSet"})
@@ -81,24 +97,38 @@ class OwnedApplier:
         self._lock = threading.Lock()
 
     def apply_all(self, children: list[dict[str, Any]], owner_uid: str, checked: bool = False,
-                  if_changed: bool = True) -> list[dict[str, Any] | None]:
+                  if_changed: bool = True, expect_absent: bool = False) -> list[dict[str, Any] | None]:
         """Check every child first (unless `checked` by ensure_free), then apply them in order: a NameConflict
         comes before anything is written. With `if_changed`, a child this process applied unchanged within a
         relist period is not sent again, and its result is None (kubeforge.applymemo).
 
+        `expect_absent` (a new owner): no reads first; each child not known as ours is created with a
+        create-only apply, and a taken name stops the apply after its wave (so before the workload, which
+        waits for every other child), naming every taken name; what the earlier waves created is the
+        owner's own (its controller reference) and goes with it.
+
         Raises Refused (NameConflict, or a 4xx the API server will repeat until something changes);
         other errors (409, 429, 5xx, the network) pass through for the work queue to retry.
         """
-        if not checked:
+        if not checked and not expect_absent:
             self.ensure_free(children, owner_uid)
+        taken: dict[int, list[tuple[str, str, str]]] = {}
 
-        def apply_one(child: dict[str, Any]) -> dict[str, Any] | None:
+        def apply_one(i_child: tuple[int, dict[str, Any]]) -> dict[str, Any] | None:
+            i, child = i_child
             with _refusals(child):
+                if expect_absent and not self._remembered(child, owner_uid):
+                    result, taken[i] = self._create(child, owner_uid)
+                    return result
                 return self._apply_checked(child, owner_uid, if_changed)
 
         applied: list[dict[str, Any] | None] = []
-        for wave in waves(children):
+        numbered = list(enumerate(children))
+        for wave in waves(numbered, kind=lambda i_child: i_child[1]["kind"]):
             applied += self._each(apply_one, wave)
+            if any(taken.values()):
+                later = [child for _, child in numbered[len(applied):]]
+                self._raise_taken([t for _, found in sorted(taken.items()) for t in found], later, owner_uid)
         return applied
 
     def apply(self, child: dict[str, Any], owner_uid: str) -> dict[str, Any]:
@@ -106,11 +136,15 @@ class OwnedApplier:
 
     def ensure_free(self, children: list[dict[str, Any]], owner_uid: str) -> None:
         """NameConflict naming every child whose name an object `owner_uid` does not control holds."""
+        self._raise_taken([], children, owner_uid)
+
+    def _raise_taken(self, taken: list[tuple[str, str, str]], unchecked: list[dict[str, Any]], owner_uid: str) -> None:
+        """NameConflict naming `taken` and every taken name among `unchecked` (read now); nothing when none is."""
         def taken_by_others(child: dict[str, Any]) -> list[tuple[str, str, str]]:
             with _refusals(child):
                 return self._taken(child, owner_uid)
 
-        taken = [t for found in self._each(taken_by_others, children) for t in found]
+        taken = taken + [t for found in self._each(taken_by_others, unchecked) for t in found]
         if taken:
             raise NameConflict(taken)
 
@@ -148,6 +182,16 @@ class OwnedApplier:
             return [(kind, name, _holder(current))]
         return []
 
+    def _create(self, child: dict[str, Any], owner_uid: str) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        """A create-only apply; on 409 the name is read: ours is applied, anyone else's is returned as taken."""
+        try:
+            return self._applied(self.client.apply(create_only(child)), child, owner_uid), []
+        except Exception as exc:
+            if getattr(exc, "status", None) != 409:
+                raise
+        found = self._taken(child, owner_uid)
+        return (None, found) if found else (self._applied(self.client.apply(child), child, owner_uid), [])
+
     def _apply_checked(self, child: dict[str, Any], owner_uid: str, if_changed: bool = True) -> dict[str, Any] | None:
         known = self._remembered(child, owner_uid)
         if known:
@@ -184,14 +228,19 @@ class OwnedApplier:
         return result
 
 
-def waves(children: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def create_only(child: dict[str, Any]) -> dict[str, Any]:
+    """`child` with the ABSENT precondition: applied, it is created, or refused with 409 if its name exists."""
+    return {**child, "metadata": {**child["metadata"], "resourceVersion": ABSENT}}
+
+
+def waves(children: list[T], kind: Callable[[T], str] = lambda child: child["kind"]) -> list[list[T]]:
     """The children in order, cut where one needs an earlier one of the same wave (NEEDS, WORKLOAD_KINDS)."""
-    cut: list[list[dict[str, Any]]] = []
+    cut: list[list[T]] = []
     for child in children:
-        kind = child["kind"]
-        current = {c["kind"] for c in cut[-1]} if cut else set()
-        needs = NEEDS.get(kind, frozenset())
-        if not cut or kind in WORKLOAD_KINDS or current & needs or current & WORKLOAD_KINDS:
+        kind_ = kind(child)
+        current = {kind(c) for c in cut[-1]} if cut else set()
+        needs = NEEDS.get(kind_, frozenset())
+        if not cut or kind_ in WORKLOAD_KINDS or current & needs or current & WORKLOAD_KINDS:
             cut.append([child])
         else:
             cut[-1].append(child)

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from kubeforge import kube
+from kubeforge.ownership import create_only
 from tests.integration.clusterkit import wait_for
 from tests.integration.test_chart_rbac import service_account_kubeconfig
 from tests.integration.fakepods import fake_exit
@@ -153,6 +155,30 @@ def test_a_taken_name_is_reported_nothing_is_touched_and_deleting_the_job_leaves
     account = kit.core.read_namespaced_service_account("x-trainer", ns)
     assert account.metadata.owner_references is None and account.metadata.labels == {"team": "ci"}
     assert kit.core.read_namespaced_service("x", ns).spec.cluster_ip != "None"
+
+
+def create_only_apply(kit: TrainingJobKit, obj: dict[str, Any]) -> dict[str, Any]:
+    """What kubeforge.ownership sends for a new owner's child: a server-side apply carrying ownership.ABSENT."""
+    body = kube.apply_body(create_only(obj)).encode()
+    return kit.cluster.api.call_api(
+        f"/api/v1/namespaces/{kit.namespace}/configmaps/{obj['metadata']['name']}", "PATCH", body=body,
+        query_params=[("fieldManager", "kubeforge"), ("force", "true")], response_type="object", auth_settings=["BearerToken"],
+        header_params={"Content-Type": kube.APPLY_CONTENT_TYPE, "Accept": "application/json"}, _return_http_data_only=True)
+
+
+def test_a_create_only_apply_creates_under_our_apply_entry_alone_and_leaves_a_taken_name_untouched(kit):
+    """The API server's side of kubeforge.ownership's create-only applies: no read before a new job's children."""
+    ns = kit.namespace
+    ours = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ours", "namespace": ns}, "data": {"a": "1", "b": "2"}}
+    created = create_only_apply(kit, ours)
+    assert [(m["manager"], m["operation"]) for m in created["metadata"]["managedFields"]] == [("kubeforge", "Apply")]
+    assert status_of(lambda: create_only_apply(kit, {**ours, "data": {"a": "changed"}})) == 409
+    assert kit.core.read_namespaced_config_map("ours", ns).data == {"a": "1", "b": "2"}
+    kit.core.create_namespaced_config_map(ns, {"metadata": {"name": "theirs"}, "data": {"mine": "yes"}})
+    before = kit.core.read_namespaced_config_map("theirs", ns).metadata.resource_version
+    assert status_of(lambda: create_only_apply(kit, {**ours, "metadata": {"name": "theirs", "namespace": ns}})) == 409
+    theirs = kit.core.read_namespaced_config_map("theirs", ns)
+    assert theirs.metadata.resource_version == before and theirs.data == {"mine": "yes"}
 
 
 def test_an_endpoint_may_share_its_training_jobs_name(kit):

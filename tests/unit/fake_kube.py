@@ -37,7 +37,7 @@ class FakeKube:
         self.failing_kinds = set(failing_kinds)  # writes to these kinds fail with a 500
         self.status_patches: list[tuple[str, str, dict[str, Any]]] = []  # (kind, name, patch)
         self.events: list[tuple[str, str, str]] = []
-        self.revision = 0
+        self.revision = 1  # as etcd's: the first write is revision 2 (kubeforge.ownership.ABSENT relies on it)
         for obj in objects:
             self.store(obj)
 
@@ -80,6 +80,10 @@ class FakeKube:
         self._fail_if_asked(obj["kind"])
         meta = obj["metadata"]
         current = self.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        wanted = meta.get("resourceVersion")  # a precondition, as the API server reads it: 409 when it fails
+        if wanted and current is not None and current["metadata"]["resourceVersion"] != wanted:
+            raise ApiException(status=409, reason="Conflict")
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
         if current is None:
             return self.store(obj)
         return self._write(current, merged(current, {k: v for k, v in obj.items() if k != "status"}))

@@ -36,13 +36,16 @@ class FakeClient:
         key = (obj["kind"], obj["metadata"]["name"])
         current = self.objects.get(key)
         pinned = obj["metadata"].get("uid")
+        if obj["metadata"].get("resourceVersion") and current:  # no object has ownership.ABSENT's version
+            raise ApiException(status=409, reason="Conflict")
         if pinned and current and current["metadata"]["uid"] != pinned:
             exc = ApiException(status=422, reason="Invalid")
             exc.body = json.dumps({"reason": "Invalid", "message": "metadata.uid: field is immutable"})
             raise exc
         if current is None:
             self.uids += 1
-            current = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{self.uids}"}}
+            meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+            current = {**obj, "metadata": {**meta, "uid": f"uid-{self.uids}"}}
         merged = {**current, "metadata": {**current["metadata"], "ownerReferences": obj["metadata"]["ownerReferences"]}}
         self.objects[key] = merged
         return merged
@@ -138,3 +141,42 @@ def test_with_a_pool_every_taken_name_still_stops_every_apply():
     with ThreadPoolExecutor(4) as pool, pytest.raises(NameConflict):
         OwnedApplier(client, pool=pool).apply_all([child(), child("Service", "x")], OWNER)
     assert [c for c in client.calls if c[0] == "apply"] == []
+
+
+# --- a new owner: create-only applies instead of a read per child -------------------------------------
+
+
+def test_a_new_owners_children_are_created_without_a_read_each():
+    kinds = ["ServiceAccount", "Role", "RoleBinding", "Service", "Job"]
+    children = [child(kind, f"x-{i}") for i, kind in enumerate(kinds)]
+    client = FakeClient()
+    applier = OwnedApplier(client)
+    applied = applier.apply_all(children, OWNER, expect_absent=True)
+    assert client.calls == [("apply", f"x-{i}") for i in range(len(kinds))]
+    assert [a["metadata"]["uid"] for a in applied] == [f"uid-{i + 1}" for i in range(len(kinds))]
+    client.calls.clear()
+    applier.apply_all(children, OWNER)  # remembered as ours: the next pass reads nothing either
+    assert client.calls == [("apply", f"x-{i}") for i in range(len(kinds))]
+
+
+def test_a_new_owners_taken_name_stops_before_the_workload_and_names_every_taken_one():
+    client = FakeClient([someones("ServiceAccount", "x-trainer"), someones("Service", "x")])
+    children = [child(), child("ConfigMap", "x-progress"), child("Role", "x-role"), child("RoleBinding", "x-rb"),
+                child("Service", "x"), child("Job", "x-a1")]
+    with pytest.raises(NameConflict) as raised:
+        OwnedApplier(client).apply_all(children, OWNER, expect_absent=True)
+    assert raised.value.refusal.target == "ServiceAccount x-trainer, Service x"
+    assert ("Job", "x-a1") not in client.objects and ("RoleBinding", "x-rb") not in client.objects
+    assert client.objects[("ServiceAccount", "x-trainer")]["metadata"]["uid"] == "theirs"  # untouched
+    assert client.objects[("Service", "x")]["metadata"]["ownerReferences"] == []
+    # What the first wave created is the owner's own, so the garbage collector takes it with the owner.
+    assert client.objects[("ConfigMap", "x-progress")]["metadata"]["ownerReferences"][0]["uid"] == OWNER
+
+
+def test_a_new_owners_child_that_exists_as_its_own_is_read_and_applied():
+    client = FakeClient()
+    OwnedApplier(client).apply_all([child()], OWNER)  # a pass that died before its status write
+    client.calls.clear()
+    [applied] = OwnedApplier(client).apply_all([child()], OWNER, expect_absent=True)
+    assert client.calls == [("apply", "x-trainer"), ("get", "x-trainer"), ("apply", "x-trainer")]
+    assert applied["metadata"]["uid"] == "uid-1"

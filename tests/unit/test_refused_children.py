@@ -42,12 +42,19 @@ class Refusing(FakeKube):
         return super().apply(obj, field_manager)
 
 
-def test_a_taken_service_account_name_writes_nothing_but_a_status_naming_it():
+def test_a_taken_service_account_name_writes_no_workload_and_a_status_naming_it():
     someone = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "train-trainer", "namespace": "ml"}}
     kube = FakeKube(MakeTrainingJob().nodes(2).obj(), someone)
     delay = reconcile_job(kube, RefusalGate(jitter=lambda: 0.5))
     assert delay == 10
     assert applied(kube, "Job") == [] and applied(kube, "Service") == []
+    assert "ownerReferences" not in kube.get("v1", "ServiceAccount", "ml", "train-trainer")["metadata"]  # not adopted
+    # A new job's children go out without a read each (kubeforge.ownership): the ones of the wave the taken
+    # name was in may be written, the job's own, and go with it.
+    job_uid = kube.get("", "TrainingJob", "ml", "train")["metadata"]["uid"]
+    for (kind, _, name), obj in kube.objects.items():
+        if kind not in ("TrainingJob", "ServiceAccount"):
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == job_uid, (kind, name)
     cond = children_applied(kube, "TrainingJob", "train")
     assert cond["reason"] == "NameConflict" and "ServiceAccount train-trainer" in cond["message"]
     assert [reason for _, reason, _ in kube.events] == ["NameConflict"]

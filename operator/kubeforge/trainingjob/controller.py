@@ -226,8 +226,10 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
         children = builders.build_shared_children(job, owner, config)
         if plan.create_job is not None:
             children.append(builders.build_worker_job(job, owner, plan.create_job, config, plan.create_suspended))
-        # Every child is checked before any is written: a name taken by someone else stops it all.
-        for written in applier.apply_all(children, owner["uid"]):
+        # A taken name stops it all before the Job (kubeforge.ownership). A job whose status records no Job
+        # yet expects none of its children to exist: they are created without a read each first.
+        fresh = conditions.find((obj.get("status") or {}).get("conditions"), Type.CREATED) is None
+        for written in applier.apply_all(children, owner["uid"], expect_absent=fresh):
             if written is not None and written["kind"] in WATCHED_CHILDREN:
                 meta = written["metadata"]
                 OWN_WRITES.record(written["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion"))
