@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
 from kubernetes import client, config
@@ -257,11 +258,30 @@ def patch_merge(api_version: str, kind: str, namespace: str, name: str, patch: d
     return _call("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
 
+# Events are for people (kubectl describe), and a pass need not wait for one: these threads post them,
+# so a new TrainingJob's first pass (which announces its Job) frees its worker a round trip sooner.
+_EVENT_POSTERS = ThreadPoolExecutor(4, thread_name_prefix="kubeforge-events")
+
+
 def emit_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    """A core/v1 Event on `obj` (shown by kubectl describe); failures are logged, never raised."""
+    """A core/v1 Event on `obj` (shown by kubectl describe), posted in the background; failures are logged, never raised."""
+    event = _event(obj, type_, reason, message)
+    _EVENT_POSTERS.submit(_post_event, event)
+
+
+def _post_event(event: dict[str, Any]) -> None:
+    try:
+        _call("POST", resource_path("v1", "Event", event["metadata"]["namespace"]), body=event, content_type="application/json")
+    except ApiException as e:
+        log.warning("could not post event %s on %s: %s", event["reason"], event["involvedObject"]["name"], e.reason)
+    except Exception:  # a background thread: nobody else would see it
+        log.exception("could not post event %s on %s", event["reason"], event["involvedObject"]["name"])
+
+
+def _event(obj: dict[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
     meta = obj["metadata"]
     stamp = now_rfc3339()
-    event = {
+    return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
@@ -283,7 +303,3 @@ def emit_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> No
         "lastTimestamp": stamp,
         "count": 1,
     }
-    try:
-        _call("POST", resource_path("v1", "Event", meta["namespace"]), body=event, content_type="application/json")
-    except ApiException as e:
-        log.warning("could not post event %s on %s: %s", reason, meta["name"], e.reason)
