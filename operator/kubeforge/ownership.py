@@ -46,8 +46,12 @@ MAX_REMEMBERED = 50_000
 # later pass, so a field the operator stops setting would never be removed.
 ABSENT = "1"
 # Kinds whose objects run pods: applied after every child listed before them (ServiceAccount,
-# ConfigMaps, Service), so no pod starts without what it mounts or runs as.
+# ConfigMaps, Service), so no pod starts without what it mounts or runs as...
 WORKLOAD_KINDS = frozenset({"Job", "Deployment", "StatefulSet", "DaemonSet"})
+# ...except these, which no pod needs to be admitted or started: a RoleBinding grants the pods' token
+# what user code asks of the API server once it runs (a trainer's progress, seconds after start), and
+# it waits for its Role. Listed last, before the workload, they share its wave: one round trip less.
+NOT_NEEDED_TO_START = frozenset({"RoleBinding"})
 # A RoleBinding's roleRef must exist for the API server's escalation check when the writer lacks `bind`.
 NEEDS = {"RoleBinding": frozenset({"Role", "ClusterRole"})}
 
@@ -234,13 +238,15 @@ def create_only(child: dict[str, Any]) -> dict[str, Any]:
 
 
 def waves(children: list[T], kind: Callable[[T], str] = lambda child: child["kind"]) -> list[list[T]]:
-    """The children in order, cut where one needs an earlier one of the same wave (NEEDS, WORKLOAD_KINDS)."""
+    """The children in order, cut where one needs an earlier one of the same wave (NEEDS, WORKLOAD_KINDS,
+    NOT_NEEDED_TO_START)."""
     cut: list[list[T]] = []
     for child in children:
         kind_ = kind(child)
         current = {kind(c) for c in cut[-1]} if cut else set()
         needs = NEEDS.get(kind_, frozenset())
-        if not cut or kind_ in WORKLOAD_KINDS or current & needs or current & WORKLOAD_KINDS:
+        workload_waits = kind_ in WORKLOAD_KINDS and not current <= NOT_NEEDED_TO_START
+        if not cut or workload_waits or current & needs or current & WORKLOAD_KINDS:
             cut.append([child])
         else:
             cut[-1].append(child)

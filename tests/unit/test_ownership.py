@@ -125,15 +125,23 @@ def test_a_transient_api_error_passes_through_for_the_queue_to_retry():
 
 
 def test_with_a_pool_the_reads_go_out_together_and_the_applies_in_waves_each_after_what_it_needs():
-    kinds = ["ServiceAccount", "ConfigMap", "Role", "RoleBinding", "ConfigMap", "Service", "Job"]
+    kinds = ["ServiceAccount", "ConfigMap", "Role", "ConfigMap", "Service", "RoleBinding", "Job"]
     children = [child(kind, f"x-{i}") for i, kind in enumerate(kinds)]
     assert [[c["kind"] for c in wave] for wave in waves(children)] == [
-        ["ServiceAccount", "ConfigMap", "Role"], ["RoleBinding", "ConfigMap", "Service"], ["Job"]]
+        ["ServiceAccount", "ConfigMap", "Role", "ConfigMap", "Service"], ["RoleBinding", "Job"]]
     client = FakeClient()
     with ThreadPoolExecutor(4) as pool:
         applied = OwnedApplier(client, pool=pool).apply_all(children, OWNER)
     assert [a["metadata"]["name"] for a in applied] == [f"x-{i}" for i in range(len(kinds))]
     assert sorted(name for verb, name in client.calls if verb == "get") == sorted(c["metadata"]["name"] for c in children)
+
+
+def test_a_workload_waits_for_everything_its_pods_need_before_it():
+    kinds = lambda *ks: [child(k, f"x-{i}") for i, k in enumerate(ks)]  # noqa: E731
+    shape = lambda ws: [[c["kind"] for c in w] for w in ws]  # noqa: E731
+    assert shape(waves(kinds("RoleBinding", "ConfigMap", "Job"))) == [["RoleBinding", "ConfigMap"], ["Job"]]
+    assert shape(waves(kinds("ConfigMap", "Deployment", "Service"))) == [["ConfigMap"], ["Deployment"], ["Service"]]
+    assert shape(waves(kinds("Role", "RoleBinding", "Job"))) == [["Role"], ["RoleBinding", "Job"]]
 
 
 def test_with_a_pool_every_taken_name_still_stops_every_apply():

@@ -47,7 +47,7 @@ def test_a_taken_service_account_name_writes_no_workload_and_a_status_naming_it(
     kube = FakeKube(MakeTrainingJob().nodes(2).obj(), someone)
     delay = reconcile_job(kube, RefusalGate(jitter=lambda: 0.5))
     assert delay == 10
-    assert applied(kube, "Job") == [] and applied(kube, "Service") == []
+    assert applied(kube, "Job") == [] and applied(kube, "RoleBinding") == []
     assert "ownerReferences" not in kube.get("v1", "ServiceAccount", "ml", "train-trainer")["metadata"]  # not adopted
     # A new job's children go out without a read each (kubeforge.ownership): the ones of the wave the taken
     # name was in may be written, the job's own, and go with it.

@@ -192,7 +192,7 @@ def test_no_config_map_for_torchrun_or_a_users_config_map():
 
 def test_shared_children_come_in_the_order_pods_need_them():
     kinds = [c["kind"] for c in build_shared_children(MakeTrainingJob().model(), OWNER, SETTINGS)]
-    assert kinds == ["ServiceAccount", "ConfigMap", "Role", "RoleBinding", "ConfigMap", "Service"]
+    assert kinds == ["ServiceAccount", "ConfigMap", "Role", "ConfigMap", "Service", "RoleBinding"]
 
 
 def test_builders_are_deterministic():

@@ -132,13 +132,14 @@ def build_role_binding(job: TrainingJob, owner: dict[str, Any], settings: Settin
 
 
 def build_shared_children(job: TrainingJob, owner: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
-    """Everything but the Job, in the order pods need them."""
+    """Everything but the Job, in the order pods need them: what a pod is admitted and started with first,
+    the RoleBinding its token uses once it runs last (applied with the Job: kubeforge.ownership.waves)."""
     built = [
         build_service_account(job, owner, settings),
         build_progress_config_map(job, owner, settings),
         build_role(job, owner, settings),
-        build_role_binding(job, owner, settings),
         build_deepspeed_config_map(job, owner),
         build_service(job, owner),
+        build_role_binding(job, owner, settings),
     ]
     return [obj for obj in built if obj is not None]
