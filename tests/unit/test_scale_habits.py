@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from kubeforge import watches
 from kubeforge.applymemo import ApplyMemo
 from kubeforge.statuswrite import OWN_WRITES, OwnWrites, patch_status_if_changed
-from kubeforge.trainingjob.status import progress_hold
+from kubeforge.trainingjob.status import progress_hold, starting_hold
 from tests.unit.fake_kube import FakeKube
 from tests.unit.trainingjob_wrappers import MakeTrainingJob
 
@@ -87,6 +87,27 @@ def test_progress_goes_out_at_once_with_any_other_change_or_once_the_interval_pa
     assert progress_hold(previous, progress(11, NOW) | {"phase": "Succeeded"}, NOW, 30) is None
     assert progress_hold(progress(10, NOW - timedelta(seconds=31)), progress(11, NOW), NOW, 30) is None
     assert progress_hold({"phase": "Running"}, progress(1, NOW), NOW, 30) is None
+
+
+def starting(ready: int, created: datetime, phase: str = "Pending", reason: str = "WorkersPending") -> dict:
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    running = "True" if phase == "Running" else "False"
+    return {"phase": phase, "message": f"{ready}/4 workers ready", "workers": {"ready": ready, "total": 4},
+            "conditions": [{"type": "Created", "status": "True", "reason": "JobCreated", "lastTransitionTime": stamp},
+                           {"type": "Running", "status": running, "reason": reason, "message": f"{ready}/4 ready"}]}
+
+
+def test_a_starting_jobs_count_of_ready_workers_waits_until_its_quiet_seconds_passed():
+    created = NOW - timedelta(seconds=2)
+    assert starting_hold(starting(1, created), starting(2, created), NOW, quiet=5) == 3
+
+
+def test_a_starting_jobs_new_phase_reason_or_late_count_goes_out_at_once():
+    created = NOW - timedelta(seconds=2)
+    assert starting_hold(starting(3, created), starting(4, created, phase="Running", reason="AllWorkersReady"), NOW) is None
+    assert starting_hold(starting(1, created), starting(1, created, reason="Unschedulable"), NOW) is None
+    assert starting_hold(starting(1, NOW - timedelta(seconds=6)), starting(2, NOW - timedelta(seconds=6)), NOW, quiet=5) is None
+    assert starting_hold({}, starting(0, created), NOW) is None  # the first write: Created itself
 
 
 def test_a_child_kind_asks_the_api_server_for_its_owners_label():

@@ -37,7 +37,7 @@ from kubeforge.timestamps import rfc3339
 from kubeforge.statuswrite import OWN_WRITES
 from kubeforge.trainingjob import admission, builders, names, observe, pod
 from kubeforge.trainingjob.poolnodes import PoolNodes
-from kubeforge.trainingjob.status import Plan, decide, progress_hold
+from kubeforge.trainingjob.status import Plan, decide, progress_hold, starting_hold
 from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
 
@@ -115,8 +115,9 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
     gate.release((namespace, name))
     status = applystatus.applied(plan.status, job.generation, rfc3339(now))
     hold = progress_hold(previous, status, now, config.progress_write_seconds)
+    hold = hold if hold is not None else starting_hold(previous, status, now)
     if hold is not None:
-        plan.requeue(hold)  # the held progress goes out then, or with the next other change
+        plan.requeue(hold)  # the held write goes out then, or with the next other change
     else:
         patch_status_if_changed(client, obj, previous, status)
     for type_, reason, message in plan.events:

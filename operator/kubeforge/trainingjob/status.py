@@ -317,3 +317,33 @@ def progress_hold(previous: dict[str, Any], new: dict[str, Any], now: datetime, 
         return None
     wait = interval - (now - parse_rfc3339(previous["lastProgressTime"])).total_seconds()
     return wait if wait > 0 else None
+
+
+# A new attempt's workers come up within moments of each other, each a pod event: a status write
+# per worker (0/4, 1/4, ... then Running) is four writes where two say it all. Within this many
+# seconds of the Job's creation, a write that only moves the count waits (starting_hold).
+STARTING_QUIET_SECONDS = 5.0
+
+
+def starting_hold(previous: dict[str, Any], new: dict[str, Any], now: datetime, quiet: float = STARTING_QUIET_SECONDS) -> float | None:
+    """Seconds to hold back a write that only moves how far a Pending job's workers are; None: write now.
+
+    Counted from the Created condition (the Job's creation), so it needs no memory of past writes:
+    a job whose workers are all up within `quiet` seconds writes Pending, then Running, and nothing
+    between; one slower than that shows its count from then on. A new phase, reason or condition
+    status goes out at once.
+    """
+    created = conditions.find(previous.get("conditions"), Type.CREATED)
+    if previous == new or previous.get("phase") != Phase.PENDING or new.get("phase") != Phase.PENDING or created is None:
+        return None
+    if _gist(previous) != _gist(new):
+        return None
+    wait = quiet - (now - parse_rfc3339(created["lastTransitionTime"])).total_seconds()
+    return wait if wait > 0 else None
+
+
+def _gist(status: dict[str, Any]) -> dict[str, Any]:
+    """A status without what a starting job's passes move: the worker count and the messages saying it."""
+    rest = {k: v for k, v in status.items() if k not in ("workers", "message", "conditions")}
+    return {**rest, "conditions": [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []]}
+
