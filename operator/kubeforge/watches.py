@@ -74,7 +74,9 @@ def enqueue_owner_on_child_event(
             kube.APPLIED.forget(child_kind, namespace, name)
         elif OWN_WRITES.is_own(child_kind, namespace, name, meta.get("resourceVersion")):
             return  # the child as our own apply left it: the pass that applied it knew that much
-        queue.add(owner_kind, namespace, labels[label], after=delay)
+        # A (re)start lists every live child: its owner's own listing event already queues it, and these
+        # must not lift a thousand re-checks ahead of new work (their owners at normal priority).
+        queue.add(owner_kind, namespace, labels[label], after=delay, background=type is None)
 
     select_server_side(registry, group, version, plural, label)
 

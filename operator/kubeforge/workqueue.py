@@ -43,6 +43,7 @@ class WorkQueue:
     _dirty: set = field(default_factory=set)
     _failures: dict = field(default_factory=dict)
     _timers: dict = field(default_factory=dict)
+    _background_timers: set = field(default_factory=set)  # keys whose timer re-adds them in the background
     _executor: ThreadPoolExecutor | None = None
 
     @property
@@ -80,7 +81,7 @@ class WorkQueue:
         key = (kind, namespace, name)
         if after > 0:
             if key not in self._queued:  # a queued pass runs later anyway, and reads the state then
-                self._schedule(key, after)
+                self._schedule(key, after, background)
             return
         priority = 1 if background else 0
         if key in self._running:
@@ -92,19 +93,26 @@ class WorkQueue:
             self._queue.put_nowait((priority, next(self._sequence), key))
             metrics.QUEUE_DEPTH.set(len(self._queued))
 
-    def _schedule(self, key: Key, after: float) -> None:
+    def _schedule(self, key: Key, after: float, background: bool = False) -> None:
+        """One timer per key, the earliest; it fires in the background only when every add behind it asked so."""
         loop = asyncio.get_running_loop()
         due = loop.time() + after
         existing = self._timers.get(key)
+        background = background and (existing is None or key in self._background_timers)
         if existing and existing.when() <= due:
+            if not background:
+                self._background_timers.discard(key)
             return
         if existing:
             existing.cancel()
         self._timers[key] = loop.call_at(due, self._fire, key)
+        (self._background_timers.add if background else self._background_timers.discard)(key)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
-        self.add(*key)
+        background = key in self._background_timers
+        self._background_timers.discard(key)
+        self.add(*key, background=background)
 
     async def run(self) -> None:
         # Our own threads, one per worker: asyncio.to_thread's default executor has min(32, cores + 4),

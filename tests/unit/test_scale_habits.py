@@ -198,3 +198,28 @@ def test_the_resource_cache_keeps_bodies_of_the_most_recently_active_only():
         body = {**trainingjob_at("1"), "metadata": {"name": name, "namespace": "ml", "resourceVersion": "1"}}
         cache.seen("TrainingJob", "ml", name, "1", body)
     assert [cache.get("TrainingJob", "ml", n) is not None for n in ("a", "b", "c")] == [False, True, True]
+
+
+def test_a_delayed_background_add_stays_in_the_background_unless_new_work_asks_for_the_same_key():
+    from kubeforge.workqueue import WorkQueue
+
+    seen: list[str] = []
+    queue = WorkQueue(workers=1)
+    queue.register("Kind", lambda namespace, name: seen.append(name))
+
+    async def scenario() -> None:
+        queue.add("Kind", "ns", "relisted-child", after=0.05, background=True)  # a restart's listing of a child
+        queue.add("Kind", "ns", "edited", after=0.05, background=True)
+        queue.add("Kind", "ns", "edited", after=0.1)  # then a real event of its child: the earlier timer now fires up front
+        queue.add("Kind", "ns", "new", after=0.2)
+        deadline = asyncio.get_running_loop().time() + 5
+        while queue.scheduled:  # every timer fires before any worker runs: the order is then the queue's
+            assert asyncio.get_running_loop().time() < deadline, "timers never fired"
+            await asyncio.sleep(0.01)
+        task = asyncio.create_task(queue.run())
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert seen == ["edited", "new", "relisted-child"]

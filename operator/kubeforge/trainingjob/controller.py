@@ -28,9 +28,11 @@ from kubeforge.api.trainingjob import TrainingJobConditionType as Type
 from kubeforge.api.trainingjob import TrainingJobReason as Reason
 from kubeforge.apierrors import Refusal, RefusalGate, Refused
 from kubeforge.childcache import ChildIndex
+from kubeforge.contract import PROGRESS_KEY
 from kubeforge.crcache import CR_CACHE, ResourceCache
 from kubeforge.kube import KubeClient
 from kubeforge.ownership import OwnedApplier
+from kubeforge.projection import project
 from kubeforge.settings import SETTINGS, Settings
 from kubeforge.statuswrite import patch_status_if_changed
 from kubeforge.timestamps import rfc3339
@@ -241,11 +243,16 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
         client.delete("batch/v1", "Job", namespace, stale, propagation="Background")
 
 
+def progress_projection(body: dict[str, Any]) -> dict[str, Any]:
+    """A ConfigMap as the index keeps it: rank 0's record only (the DeepSpeed config is never read back)."""
+    return project(body, data_keys=(PROGRESS_KEY,))
+
+
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on a TrainingJob, its Jobs, its pods and its progress ConfigMap enqueue the TrainingJob."""
     children = Children(ChildIndex(registry, "batch", "v1", "jobs", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "pods", names.JOB_LABEL),
-                        ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL), PoolNodes())
+                        ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL, keep=progress_projection), PoolNodes())
     applier = OwnedApplier(client, pool=ThreadPoolExecutor(config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
     reconciler = functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate(),
                                    children=children, cache=CR_CACHE)
