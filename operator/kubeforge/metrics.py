@@ -24,3 +24,8 @@ API_REQUESTS = Counter(
     "kubeforge_operator_api_requests_total", "Requests the reconcilers sent to the API server", ["verb", "resource", "code"]
 )
 LEADER = Gauge("kubeforge_operator_leader", "1 while this replica holds the leader Lease (always 1 without leader election)")
+HANDLERS_SINCE = Gauge(
+    "kubeforge_operator_handlers_since_timestamp_seconds",
+    "When kopf first called an event handler of this process (it calls none before every index has its initial list); "
+    "minus process_start_time_seconds, what a start costs before any work is queued",
+)

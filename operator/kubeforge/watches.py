@@ -6,6 +6,7 @@ kopf registry and the work queue, so nothing registers itself on import.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -20,6 +21,23 @@ from kubeforge.workqueue import WorkQueue
 # On every child of every kind (names.labels, modelendpoint.builders.labels): the one server-side
 # selector left when two owners with different labels watch the same child kind.
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=kubeforge"
+log = logging.getLogger(__name__)
+
+
+class _FirstEvent:
+    """Notes, once per process, when kopf first lets an event through: after every index's initial list."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self) -> None:
+        if not self.seen:
+            self.seen = True
+            metrics.HANDLERS_SINCE.set_to_current_time()
+            log.info("event handlers running: every watched kind is listed and indexed")
+
+
+FIRST_EVENT = _FirstEvent()
 
 
 def _watched(api_version: str, plural: str, selector: str = "") -> None:
@@ -40,6 +58,7 @@ def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: st
                        **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
+        FIRST_EVENT()
         if cache is not None and type == "DELETED":
             cache.gone(kind, namespace, name)
         elif cache is not None:  # a restart's listing (type None) records versions only: bodies are for active work
@@ -70,6 +89,7 @@ def enqueue_owner_on_child_event(
                              **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
+        FIRST_EVENT()
         if type == "DELETED":  # gone: the next pass must apply it again, not skip it as unchanged
             kube.APPLIED.forget(child_kind, namespace, name)
         elif OWN_WRITES.is_own(child_kind, namespace, name, meta.get("resourceVersion")):
