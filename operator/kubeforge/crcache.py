@@ -9,12 +9,13 @@ delivered yet wakes its own pass when it arrives.
 
 Bodies are kept for the most recently active resources only (an LRU of `capacity`): the initial
 list of a (re)start records versions, not bodies, so 5,000 idle resources cost a few hundred
-bytes each, not a copy of each.
+bytes each, not a copy of each. A body is kept as its compact JSON (~2 KB, where the dicts took
+~8 KB); a pass gets a fresh copy from json.loads, faster than the deepcopy it replaces.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -27,7 +28,7 @@ class ResourceCache:
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
         self._latest: dict[Key, str] = {}  # resourceVersion the watch last reported, for every live resource
-        self._bodies: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+        self._bodies: OrderedDict[Key, tuple[str, bytes]] = OrderedDict()  # (resourceVersion, compact JSON)
         self._lock = threading.Lock()  # the watch handlers on the event loop, the passes in worker threads
 
     def seen(self, kind: str, namespace: str, name: str, resource_version: str | None, body: dict[str, Any] | None = None) -> None:
@@ -50,19 +51,19 @@ class ResourceCache:
         key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
         with self._lock:
             if meta.get("resourceVersion") and key in self._latest:  # only kinds whose watch reports here
-                self._keep(key, copy.deepcopy(obj))
+                self._keep(key, obj)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A copy of the latest version the watch reported, or None when that body is not here."""
         key = (kind, namespace, name)
         with self._lock:
-            body = self._bodies.get(key)
-            current = body is not None and body["metadata"].get("resourceVersion") == self._latest.get(key)
-        return copy.deepcopy(body) if current else None
+            version, body = self._bodies.get(key, (None, b""))
+            current = version is not None and version == self._latest.get(key)
+        return json.loads(body) if current else None
 
     def _keep(self, key: Key, obj: dict[str, Any]) -> None:
         meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
-        self._bodies[key] = {**obj, "metadata": meta}
+        self._bodies[key] = (meta.get("resourceVersion"), json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode())
         self._bodies.move_to_end(key)
         while len(self._bodies) > self.capacity:
             self._bodies.popitem(last=False)

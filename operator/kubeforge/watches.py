@@ -6,13 +6,12 @@ kopf registry and the work queue, so nothing registers itself on import.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
 from kubeforge import API_VERSION, GROUP, VERSION, kube, metrics
-from kubeforge.childcache import trimmed
+from kubeforge.childcache import LISTED, Listed, trimmed
 from kubeforge.crcache import ResourceCache
 from kubeforge.health import HEALTH, WatchedKind
 from kubeforge.statuswrite import OWN_WRITES
@@ -21,23 +20,6 @@ from kubeforge.workqueue import WorkQueue
 # On every child of every kind (names.labels, modelendpoint.builders.labels): the one server-side
 # selector left when two owners with different labels watch the same child kind.
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=kubeforge"
-log = logging.getLogger(__name__)
-
-
-class _FirstEvent:
-    """Notes, once per process, when kopf first lets an event through: after every index's initial list."""
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    def __call__(self) -> None:
-        if not self.seen:
-            self.seen = True
-            metrics.HANDLERS_SINCE.set_to_current_time()
-            log.info("event handlers running: every watched kind is listed and indexed")
-
-
-FIRST_EVENT = _FirstEvent()
 
 
 def _watched(api_version: str, plural: str, selector: str = "") -> None:
@@ -58,7 +40,7 @@ def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: st
                        **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
-        FIRST_EVENT()
+        LISTED.handler_called()
         if cache is not None and type == "DELETED":
             cache.gone(kind, namespace, name)
         elif cache is not None:  # a restart's listing (type None) records versions only: bodies are for active work
@@ -68,6 +50,20 @@ def enqueue_on_event(registry: kopf.OperatorRegistry, queue: WorkQueue, kind: st
         # The initial list (type None: a start or restart) re-checks what a previous run already
         # reconciled: behind new objects and edits, so those are handled first.
         queue.add(kind, namespace, name, background=type is None and already_reconciled(meta, status))
+
+    # kopf runs index functions before it holds events for the initial lists (childcache.LISTED), which
+    # after a restart at scale take many seconds: new work (an object no run acted on yet, an edit) is
+    # queued from here meanwhile, and its pass reads the API server until the indexes are complete.
+    @kopf.index(GROUP, VERSION, plural, id=f"early-{kind}", registry=registry)
+    async def _early(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict:
+        queue_new_work_early(queue, LISTED, kind, namespace, name, meta, status)
+        return {}  # indexes nothing
+
+
+def queue_new_work_early(queue: WorkQueue, listed: Listed, kind: str, namespace: str, name: str, meta: Any, status: Any) -> None:
+    """While kopf holds the event handlers for its initial lists: queue what no run acted on yet (the rest waits)."""
+    if not listed.done and not already_reconciled(meta, status):
+        queue.add(kind, namespace, name)
 
 
 def already_reconciled(meta: Any, status: Any) -> bool:
@@ -89,7 +85,7 @@ def enqueue_owner_on_child_event(
                              **_: Any) -> None:
         metrics.WATCH_EVENTS.labels(resource=plural).inc()
         HEALTH.seen(plural)
-        FIRST_EVENT()
+        LISTED.handler_called()
         if type == "DELETED":  # gone: the next pass must apply it again, not skip it as unchanged
             kube.APPLIED.forget(child_kind, namespace, name)
         elif OWN_WRITES.is_own(child_kind, namespace, name, meta.get("resourceVersion")):

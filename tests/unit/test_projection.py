@@ -178,6 +178,12 @@ def test_a_config_map_keeps_only_the_keys_asked_for():
     assert project(config_map)["data"] == {}
 
 
+def test_the_trainingjob_index_keeps_no_config_map_but_the_progress_one():
+    deepspeed = bodies.progress_config_map()
+    deepspeed["metadata"]["name"] = names.deepspeed_config_map(bodies.NAME)
+    assert progress_projection(deepspeed) is None
+
+
 def test_repeated_strings_are_shared_between_projected_children():
     first, second = project(bodies.worker_pod(0)), project(bodies.worker_pod(1))
     assert first["metadata"]["namespace"] is second["metadata"]["namespace"]

@@ -190,6 +190,17 @@ def test_a_pass_reads_the_body_of_the_version_the_watch_last_reported_and_no_oth
     assert cache.get("TrainingJob", "ml", "t") is None
 
 
+def test_each_read_of_a_cached_body_is_a_copy_of_its_own():
+    from kubeforge.crcache import ResourceCache
+
+    cache, body = ResourceCache(), trainingjob_at("5")
+    cache.seen("TrainingJob", "ml", "t", "5", body)
+    body["status"]["phase"] = "changed after it was kept"
+    first = cache.get("TrainingJob", "ml", "t")
+    first["status"]["phase"] = "changed by a pass"
+    assert cache.get("TrainingJob", "ml", "t")["status"]["phase"] == "Pending"
+
+
 def test_the_resource_cache_keeps_bodies_of_the_most_recently_active_only():
     from kubeforge.crcache import ResourceCache
 
@@ -223,3 +234,42 @@ def test_a_delayed_background_add_stays_in_the_background_unless_new_work_asks_f
 
     asyncio.run(scenario())
     assert seen == ["edited", "new", "relisted-child"]
+
+
+def test_a_pass_lists_children_from_the_api_server_until_every_index_holds_its_initial_list():
+    import kopf
+
+    from kubeforge.childcache import ChildIndex, Listed
+    from kubeforge.trainingjob.controller import Children
+
+    class CountingKube(FakeKube):
+        lists = 0
+
+        def list_(self, *args, **kwargs):
+            self.lists += 1
+            return super().list_(*args, **kwargs)
+
+    listed, kube = Listed(), CountingKube()
+    kube.objects[("Pod", "ml", "train-a1-0")] = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "train-a1-0", "namespace": "ml", "labels": {"kubeforge.io/trainingjob": "train"}}}
+    pods = ChildIndex(kopf.OperatorRegistry(), "", "v1", "pods", "kubeforge.io/trainingjob", listed=listed)
+    pods.bind({})  # bound at startup, still empty while kopf lists
+    children = Children(pods=pods)
+    assert [p["metadata"]["name"] for p in children.read(kube, "Pod", "ml", "train")] == ["train-a1-0"]
+    assert kube.lists == 1
+    listed.handler_called()  # kopf's first event handler call: the lists are in
+    assert children.read(kube, "Pod", "ml", "train") == [] and kube.lists == 1
+
+
+def test_while_kopf_lists_new_work_is_queued_from_the_index_functions_and_re_checks_are_not():
+    from kubeforge.childcache import Listed
+    from kubeforge.workqueue import WorkQueue
+
+    listed, queue = Listed(), WorkQueue()
+    watches.queue_new_work_early(queue, listed, "TrainingJob", "ml", "new", {"generation": 1}, {})
+    watches.queue_new_work_early(queue, listed, "TrainingJob", "ml", "edited", {"generation": 2}, {"observedGeneration": 1})
+    watches.queue_new_work_early(queue, listed, "TrainingJob", "ml", "old", {"generation": 1}, {"observedGeneration": 1})
+    assert queue.depth == 2
+    listed.handler_called()  # from here the event handlers queue everything
+    watches.queue_new_work_early(queue, listed, "TrainingJob", "ml", "newer", {"generation": 1}, {})
+    assert queue.depth == 2

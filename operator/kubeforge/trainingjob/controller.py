@@ -58,7 +58,7 @@ WATCHED_CHILDREN = frozenset({"Job", "ConfigMap"})
 
 @dataclass(frozen=True)
 class Children:
-    """Where a pass reads the Jobs and pods: the watches' indexes (kubeforge.childcache), else a list per pass."""
+    """Where a pass reads the Jobs and pods: the watches' indexes (kubeforge.childcache) once complete, else a list per pass."""
 
     jobs: ChildIndex | None = None
     pods: ChildIndex | None = None
@@ -67,14 +67,14 @@ class Children:
 
     def read(self, client: KubeClient, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
         index = self.jobs if kind == "Job" else self.pods
-        if index is not None and index.bound:
+        if index is not None and index.complete:
             return index.get(namespace, name)
         api_version = "batch/v1" if kind == "Job" else "v1"
         return client.list_(api_version, kind, namespace, names.selector(name))
 
     def progress_map(self, client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
         wanted = names.progress_config_map(name)
-        if self.configmaps is not None and self.configmaps.bound:
+        if self.configmaps is not None and self.configmaps.complete:
             return next((c for c in self.configmaps.get(namespace, name) if c["metadata"]["name"] == wanted), None)
         return client.get("v1", "ConfigMap", namespace, wanted)
 
@@ -243,8 +243,11 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
         client.delete("batch/v1", "Job", namespace, stale, propagation="Background")
 
 
-def progress_projection(body: dict[str, Any]) -> dict[str, Any]:
-    """A ConfigMap as the index keeps it: rank 0's record only (the DeepSpeed config is never read back)."""
+def progress_projection(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The progress ConfigMap as the index keeps it, rank 0's record only; None for the others (the DeepSpeed config)."""
+    meta = body["metadata"]
+    if meta["name"] != names.progress_config_map((meta.get("labels") or {}).get(names.JOB_LABEL, "")):
+        return None
     return project(body, data_keys=(PROGRESS_KEY,))
 
 
