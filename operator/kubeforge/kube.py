@@ -15,14 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
 from kubeforge import FIELD_MANAGER, metrics
+from kubeforge.apierrors import status_code
 from kubeforge.applymemo import ApplyMemo
 from kubeforge.identity import USER_AGENT
 from kubeforge.settings import SETTINGS
 from kubeforge.timestamps import now_rfc3339
+from kubeforge.transport import Endpoint, Transport
 
 log = logging.getLogger(__name__)
 
@@ -79,26 +78,32 @@ class KubeClient(Protocol):
 T = TypeVar("T")
 
 _client_lock = threading.Lock()
-_api_client: client.ApiClient | None = None
+_transport: Any = None  # a Transport, or the kubernetes client library's ApiClient (kubeconfig plugins)
 
 
-def api_client() -> client.ApiClient:
-    """In-cluster config inside a pod, else $KUBECONFIG / ~/.kube/config; created once."""
-    global _api_client
+def transport() -> Any:
+    """In-cluster credentials inside a pod, else $KUBECONFIG / ~/.kube/config (kubeforge.transport); created once."""
+    global _transport
     with _client_lock:
-        if _api_client is None:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-            configuration = client.Configuration.get_default_copy()
+        if _transport is None:
             # One connection per thread that sends: the reconcilers and the two controllers' apply pools
-            # (kubeforge.ownership); the client's default pool (5 per core) would open and drop a TLS
-            # connection per request once more threads than that share it.
-            configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, 3 * SETTINGS.workers + 4)
-            _api_client = client.ApiClient(configuration)
-            _api_client.user_agent = USER_AGENT  # the audit log tells replicas apart by it
-        return _api_client
+            # (kubeforge.ownership); fewer would open and drop a TLS connection per request.
+            pool_size = 3 * SETTINGS.workers + 4
+            endpoint = Endpoint.load()
+            _transport = Transport(endpoint, pool_size, USER_AGENT) if endpoint else _plugin_client(pool_size)
+        return _transport
+
+
+def _plugin_client(pool_size: int) -> Any:
+    """A kubeconfig user with an exec or auth-provider plugin: the kubernetes client library runs it."""
+    from kubernetes import client, config  # ~45 MB of RSS: only where a plugin needs it
+
+    config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, pool_size)
+    api = client.ApiClient(configuration)
+    api.user_agent = USER_AGENT  # the audit log tells replicas apart by it
+    return api
 
 
 def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
@@ -113,8 +118,9 @@ def _call(method: str, path: str, body: Any = None, query: list | None = None, c
     resource = _resource_of(path)
     try:
         result = _send(method, path, body, query, content_type)
-    except ApiException as e:
-        metrics.API_REQUESTS.labels(verb=method, resource=resource, code=str(e.status)).inc()
+    except Exception as e:
+        if status_code(e) is not None:
+            metrics.API_REQUESTS.labels(verb=method, resource=resource, code=str(status_code(e))).inc()
         raise
     metrics.API_REQUESTS.labels(verb=method, resource=resource, code="200").inc()
     return result
@@ -130,20 +136,12 @@ def _resource_of(path: str) -> str:
 
 
 def _send(method: str, path: str, body: Any, query: list | None, content_type: str | None):
-    headers = {"Accept": "application/json"}
-    if content_type:
-        headers["Content-Type"] = content_type
-    return api_client().call_api(
-        path,
-        method,
-        query_params=query or [],
-        header_params=headers,
-        body=body,
-        response_type="object",
-        auth_settings=["BearerToken"],
-        _return_http_data_only=True,
-        _request_timeout=REQUEST_TIMEOUT,
-    )
+    sender = transport()
+    if isinstance(sender, Transport):
+        return sender.request(method, path, query, body, content_type, REQUEST_TIMEOUT)
+    headers = {"Accept": "application/json", **({"Content-Type": content_type} if content_type else {})}
+    return sender.call_api(path, method, query_params=query or [], header_params=headers, body=body, response_type="object",
+                           auth_settings=["BearerToken"], _return_http_data_only=True, _request_timeout=REQUEST_TIMEOUT)
 
 
 # With a parameter, the client sends our own serialisation (apply_body) instead of json.dumps'
@@ -199,8 +197,8 @@ def replace(obj: dict[str, Any]) -> dict[str, Any]:
 def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
     try:
         return _call("GET", resource_path(api_version, kind, namespace, name))
-    except ApiException as e:
-        if e.status == 404:
+    except Exception as e:
+        if status_code(e) == 404:
             return None
         raise
 
@@ -228,8 +226,8 @@ def unless_refused(call: Callable[[], T], fallback: T) -> T:
     e.g. Kueue not installed): for reads that only add detail to a status."""
     try:
         return call()
-    except ApiException as e:
-        if e.status in (403, 404):
+    except Exception as e:  # ours, or the kubernetes client's (the plugin path, tests' fakes): by status
+        if status_code(e) in (403, 404):
             return fallback
         raise
 
@@ -241,8 +239,8 @@ def delete(api_version: str, kind: str, namespace: str | None, name: str, propag
     try:
         _call("DELETE", resource_path(api_version, kind, namespace, name), body=body, content_type="application/json")
         return True
-    except ApiException as e:
-        if e.status == 404:
+    except Exception as e:
+        if status_code(e) == 404:
             return False
         raise
 
@@ -272,9 +270,10 @@ def emit_event(obj: dict[str, Any], type_: str, reason: str, message: str) -> No
 def _post_event(event: dict[str, Any]) -> None:
     try:
         _call("POST", resource_path("v1", "Event", event["metadata"]["namespace"]), body=event, content_type="application/json")
-    except ApiException as e:
-        log.warning("could not post event %s on %s: %s", event["reason"], event["involvedObject"]["name"], e.reason)
-    except Exception:  # a background thread: nobody else would see it
+    except Exception as e:  # a background thread: nobody else would see it
+        if status_code(e) is not None:  # the API server refused it
+            log.warning("could not post event %s on %s: %s", event["reason"], event["involvedObject"]["name"], getattr(e, "reason", e))
+            return
         log.exception("could not post event %s on %s", event["reason"], event["involvedObject"]["name"])
 
 

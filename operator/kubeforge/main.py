@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logsetup.configure(args.verbose)
     limit_malloc_arenas()
-    # The default registry, not a bare OperatorRegistry: it carries kopf's fallback login handlers
-    # (in-cluster config or $KUBECONFIG through the kubernetes client).
+    # The default registry, not a bare OperatorRegistry: kopf's own fallback login handlers stay
+    # unused beside ours (kubeforge.identity), but are there should it return nothing.
     registry = kopf.get_default_registry()
     setup(registry, WorkQueue(workers=SETTINGS.workers))
     log.info("controllers: %s; namespaces: %s", [c.__module__ for c in CONTROLLERS], SETTINGS.watch_namespaces or "all")
