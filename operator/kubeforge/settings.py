@@ -28,6 +28,9 @@ class Settings:
     relist_seconds: float = 3 * 3600.0
     # A TrainingJob's progress (rank 0 reports every few seconds) is written at most this often.
     progress_write_seconds: float = 30.0
+    # ...and all TrainingJobs together write progress at most this often a second: with N jobs
+    # reporting, each one's progress is written every max(progress_write_seconds, N / this) seconds.
+    progress_writes_per_second: float = 5.0
     # Each watch request lasts this long on the server (kopf's server_timeout) before it is renewed.
     watch_timeout_seconds: float = 120.0
     # A ModelEndpoint whose rollout had completed turns Degraded after this long short of Ready replicas.
@@ -61,6 +64,7 @@ class Settings:
             resync_seconds=float(env.get("KUBEFORGE_RESYNC_SECONDS", d.resync_seconds)),
             relist_seconds=float(env.get("KUBEFORGE_RELIST_SECONDS", d.relist_seconds)),
             progress_write_seconds=float(env.get("KUBEFORGE_PROGRESS_WRITE_SECONDS", d.progress_write_seconds)),
+            progress_writes_per_second=float(env.get("KUBEFORGE_PROGRESS_WRITES_PER_SECOND", d.progress_writes_per_second)),
             watch_timeout_seconds=float(env.get("KUBEFORGE_WATCH_TIMEOUT_SECONDS", d.watch_timeout_seconds)),
             endpoint_degraded_after_seconds=float(
                 env.get("KUBEFORGE_ENDPOINT_DEGRADED_AFTER_SECONDS", d.endpoint_degraded_after_seconds)

@@ -6,6 +6,7 @@ kopf registry and the work queue, so nothing registers itself on import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -73,9 +74,10 @@ def already_reconciled(meta: Any, status: Any) -> bool:
 
 def enqueue_owner_on_child_event(
     registry: kopf.OperatorRegistry, queue: WorkQueue, group: str, version: str, plural: str, label: str, owner_kind: str,
-    delay: float = 0.0,
+    delay: float | Callable[[str, str], float] = 0.0,
 ) -> None:
-    """Child objects carry the owner's name in `label`; their events wake the owner's reconciler (after `delay`)."""
+    """Child objects carry the owner's name in `label`; their events wake the owner's reconciler (after `delay`
+    seconds, or after `delay(namespace, owner)` when it is a function)."""
     _watched(f"{group}/{version}" if group else version, plural, label)
     child_kind = next((k for k, p in kube.PLURALS.items() if p == plural), plural)
 
@@ -92,7 +94,8 @@ def enqueue_owner_on_child_event(
             return  # the child as our own apply left it: the pass that applied it knew that much
         # A (re)start lists every live child: its owner's own listing event already queues it, and these
         # must not lift a thousand re-checks ahead of new work (their owners at normal priority).
-        queue.add(owner_kind, namespace, labels[label], after=delay, background=type is None)
+        owner = labels[label]
+        queue.add(owner_kind, namespace, owner, after=delay(namespace, owner) if callable(delay) else delay, background=type is None)
 
     select_server_side(registry, group, version, plural, label)
 

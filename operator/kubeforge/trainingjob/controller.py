@@ -39,6 +39,7 @@ from kubeforge.timestamps import rfc3339
 from kubeforge.statuswrite import OWN_WRITES
 from kubeforge.trainingjob import admission, builders, names, observe, pod
 from kubeforge.trainingjob.poolnodes import PoolNodes
+from kubeforge.trainingjob.progresspace import ProgressPace
 from kubeforge.trainingjob.status import Plan, decide, progress_hold, starting_hold
 from kubeforge.trainingjob.waiting import Policy, queue_of
 from kubeforge.workqueue import WorkQueue
@@ -86,10 +87,12 @@ class Children:
 
 def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Settings = SETTINGS,
               applier: OwnedApplier | None = None, gate: RefusalGate = GATE, children: Children = Children(),
-              cache: ResourceCache | None = None) -> float | None:
+              cache: ResourceCache | None = None, pace: ProgressPace | None = None) -> float | None:
     obj = _read(client, cache, namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         gate.release((namespace, name))
+        if pace is not None:
+            pace.forget((namespace, name))
         return None  # garbage collection removes the children through their ownerReferences
     try:
         job = TrainingJob.from_manifest(obj)
@@ -116,12 +119,14 @@ def reconcile(namespace: str, name: str, client: KubeClient = kube, config: Sett
         return _refused(client, gate, obj, job, plan, refused.refusal, now)
     gate.release((namespace, name))
     status = applystatus.applied(plan.status, job.generation, rfc3339(now))
-    hold = progress_hold(previous, status, now, config.progress_write_seconds)
+    hold = _progress_hold(pace, (namespace, name), previous, status, now, config)
     hold = hold if hold is not None else starting_hold(previous, status, now)
     if hold is not None:
         plan.requeue(hold)  # the held write goes out then, or with the next other change
     else:
         patch_status_if_changed(client, obj, previous, status)
+        if pace is not None:
+            pace.written((namespace, name))
     for type_, reason, message in plan.events:
         client.emit_event(obj, type_, reason, message)
     if plan.delete_self:
@@ -251,17 +256,32 @@ def progress_projection(body: dict[str, Any]) -> dict[str, Any] | None:
     return project(body, data_keys=(PROGRESS_KEY,))
 
 
+def _progress_hold(pace: ProgressPace | None, key: tuple[str, str], previous: dict[str, Any], status: dict[str, Any],
+                   now: datetime, config: Settings) -> float | None:
+    """Seconds to hold a progress-only status write (kubeforge.trainingjob.progresspace), or None."""
+    if pace is None:
+        return progress_hold(previous, status, now, config.progress_write_seconds)
+    pace.reporting(key, running=status.get("phase") == "Running" and "progress" in status)
+    hold = progress_hold(previous, status, now, pace.interval())
+    if hold is not None:
+        pace.held(key, hold)
+    return hold
+
+
 def setup(registry: kopf.OperatorRegistry, queue: WorkQueue, client: KubeClient = kube, config: Settings = SETTINGS) -> None:
     """Wire the reconciler: events on a TrainingJob, its Jobs, its pods and its progress ConfigMap enqueue the TrainingJob."""
     children = Children(ChildIndex(registry, "batch", "v1", "jobs", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "pods", names.JOB_LABEL),
                         ChildIndex(registry, "", "v1", "configmaps", names.JOB_LABEL, keep=progress_projection), PoolNodes())
     applier = OwnedApplier(client, pool=ThreadPoolExecutor(config.workers, thread_name_prefix="kubeforge-trainingjob-apply"))
+    pace = ProgressPace(config.progress_write_seconds, config.progress_writes_per_second)
     reconciler = functools.partial(reconcile, client=client, config=config, applier=applier, gate=RefusalGate(),
-                                   children=children, cache=CR_CACHE)
+                                   children=children, cache=CR_CACHE, pace=pace)
     queue.register(KIND, reconciler)
     watches.enqueue_on_event(registry, queue, KIND, PLURAL, cache=CR_CACHE)
     watches.enqueue_owner_on_child_event(registry, queue, "batch", "v1", "jobs", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
     # Pods carry the exit codes and readiness; rank 0's progress lands in the progress ConfigMap.
     watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "pods", names.JOB_LABEL, KIND, delay=CHILD_COALESCE_S)
-    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "configmaps", names.JOB_LABEL, KIND, delay=PROGRESS_COALESCE_S)
+    # A report while the job's progress is held wakes nothing before the hold ends (a pass is due then).
+    watches.enqueue_owner_on_child_event(registry, queue, "", "v1", "configmaps", names.JOB_LABEL, KIND,
+                                         delay=lambda namespace, owner: pace.delay((namespace, owner), PROGRESS_COALESCE_S))
