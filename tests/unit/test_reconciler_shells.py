@@ -101,6 +101,14 @@ def test_an_endpoint_whose_model_claim_is_missing_deploys_nothing_and_says_so():
     assert ("Warning", "ModelClaimNotFound") in [(t, r) for t, r, _ in kube.events]
 
 
+def test_an_endpoint_waiting_on_a_claim_looks_again_each_resync_and_one_waiting_on_its_trainingjob_waits_for_its_events():
+    assert reconcile_endpoint(FakeKube(MakeEndpoint().replicas(2).obj())) == CONFIG.resync_seconds  # no watch sees claims
+    kube = FakeKube(MakeEndpoint().from_job("train").obj(), MakeTrainingJob().status(phase="Running").obj())
+    assert reconcile_endpoint(kube) is None  # the TrainingJob's events wake it (refindex)
+    assert kube.get("", "ModelEndpoint", "ml", "mep")["status"]["reason"] == "WaitingForTrainingJob"
+    assert reconcile_endpoint(FakeKube(MakeEndpoint().from_job("not-yet").obj())) is None
+
+
 def test_an_endpoints_crash_looping_pods_are_its_reason():
     kube = FakeKube(MakeEndpoint().replicas(1).obj(), MODELS_CLAIM)
     reconcile_endpoint(kube)
