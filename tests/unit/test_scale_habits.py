@@ -168,6 +168,36 @@ def test_jobs_waiting_on_one_pool_share_one_read_of_its_nodes_until_it_is_stale(
     assert kube.lists == 3
 
 
+def test_a_stale_pool_is_read_again_by_one_pass_while_the_others_take_the_last_read():
+    import threading
+
+    from kubeforge.trainingjob.poolnodes import PoolNodes
+
+    release, started = threading.Event(), threading.Event()
+
+    class SlowKube(FakeKube):
+        lists = 0
+
+        def list_(self, *args, **kwargs):
+            self.lists += 1
+            if self.lists == 2:  # the re-read: held until the others have passed
+                started.set()
+                release.wait(5)
+            return super().list_(*args, **kwargs)
+
+    clock, kube = Clock(), SlowKube()
+    pool = PoolNodes(ttl=5, clock=clock)
+    assert pool.read(kube, "pool=a100") == []
+    clock.now = 6
+    rereading = threading.Thread(target=pool.read, args=(kube, "pool=a100"))
+    rereading.start()
+    assert started.wait(5)
+    assert [pool.read(kube, "pool=a100") for _ in range(3)] == [[], [], []]  # the stale read, no list each
+    release.set()
+    rereading.join(5)
+    assert kube.lists == 2
+
+
 def trainingjob_at(version: str, phase: str = "Pending") -> dict:
     return {"apiVersion": "kubeforge.io/v1alpha1", "kind": "TrainingJob", "status": {"phase": phase},
             "metadata": {"name": "t", "namespace": "ml", "resourceVersion": version, "managedFields": [{"manager": "x"}]}}
