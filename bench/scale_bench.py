@@ -47,6 +47,7 @@ sys.path[:0] = [str(REPO), str(REPO / "operator"), str(REPO / "bench")]
 from kubernetes import client  # noqa: E402
 
 import peer  # noqa: E402
+import scale_timeline  # noqa: E402
 import scaleprobe  # noqa: E402
 from kubeforge.contract import PROGRESS_KEY, progress_config_map, progress_record  # noqa: E402
 from tests.integration.auditlog import AuditLog, audit_log_path  # noqa: E402
@@ -174,6 +175,8 @@ class Bench:
         wait_for(lambda: len(self.recorder.jobs.done) >= a.jobs, timeout=a.timeout, interval=1,
                  message=f"{a.jobs} TrainingJobs Running")
         entry.update(self.summary(self.recorder.jobs.latencies()), end=time.time())
+        if self.audit.enabled:  # the same split by the API server's clock: the watches above lag on a busy machine
+            entry["apiServerClock"] = scale_timeline.summary(str(self.audit.path), self.ns, self.audit_start)
         self.running_jobs = names
 
     def peer_jobs(self) -> None:

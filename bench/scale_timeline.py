@@ -5,7 +5,8 @@ those watches fall behind (run 4: p50 626 s by the watches, 375 s by the API ser
 the audit log the bench's cluster writes (hack/kwok/audit-policy.yaml) and splits each job of one
 namespace into: the operator's queue (CR created -> its first request for the job), its children
 (-> the Job applied), the control plane (-> every pod bound, -> every pod's status set by kwok),
-and the operator again (-> its last status write). Run the bench with --keep-cluster, then:
+and the operator again (-> its last status write). scale_bench.py records it for its TrainingJob phase
+(`apiServerClock`); to read a kept log again, run the bench with --keep-cluster, then:
 
     python bench/scale_timeline.py ~/.kwok/clusters/<name>-scale/logs/audit.log scale-<suffix>
 """
@@ -25,10 +26,11 @@ def stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def requests_by_job(path: str, namespace: str) -> dict[str, list[tuple]]:
+def requests_by_job(path: str, namespace: str, offset: int = 0) -> dict[str, list[tuple]]:
     """(received, completed, user agent, verb, resource, code) of each request on a job or its children, by job."""
     by_job: dict[str, list[tuple]] = defaultdict(list)
     with open(path, "rb") as log:
+        log.seek(offset)
         for line in log:
             try:
                 e = json.loads(line)
@@ -60,13 +62,22 @@ def split(requests: list[tuple]) -> dict[str, float] | None:
             "op_reads": sum(r[3] in ("get", "list") for r in ours), "status_writes": len(status)}
 
 
-def main(path: str, namespace: str) -> None:
-    rows = [row for row in map(split, requests_by_job(path, namespace).values()) if row]
-    print(f"{len(rows)} jobs")
-    for step in STEPS:
+def summary(path: str, namespace: str, offset: int = 0) -> dict[str, object]:
+    """{"count": jobs split, step: {"p50", "p90", "p99", "max"}} for the jobs tj-NNNNN of `namespace` (what scale_bench records)."""
+    rows = [row for row in map(split, requests_by_job(path, namespace, offset).values()) if row]
+    out: dict[str, object] = {"count": len(rows)}
+    for step in STEPS if rows else ():
         values = sorted(r[step] for r in rows)
-        at = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-        print(f"{step:16s} p50 {at(0.5):9.3f}  p90 {at(0.9):9.3f}  p99 {at(0.99):9.3f}  max {values[-1]:9.3f}")
+        at = lambda q: round(values[min(len(values) - 1, int(q * len(values)))], 3)  # noqa: E731
+        out[step] = {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(values[-1], 3)}
+    return out
+
+
+def main(path: str, namespace: str) -> None:
+    result = summary(path, namespace)
+    print(f"{result.pop('count')} jobs")
+    for step, q in result.items():
+        print(f"{step:16s} p50 {q['p50']:9.3f}  p90 {q['p90']:9.3f}  p99 {q['p99']:9.3f}  max {q['max']:9.3f}")
 
 
 if __name__ == "__main__":
