@@ -87,3 +87,20 @@ def test_an_endpoint_whose_service_name_is_taken_deploys_nothing():
     assert applied(kube, "Deployment") == []
     assert children_applied(kube, "ModelEndpoint", "mep")["reason"] == "NameConflict"
     assert kube.get("", "ModelEndpoint", "ml", "mep")["status"]["reason"] == "NameConflict"
+
+
+def test_a_job_with_a_status_reads_its_children_instead_of_create_only_applies():
+    """A suspended job has children but no Job: after a restart (a new applier) they are read, not met with 409s."""
+    class Watching(FakeKube):
+        create_only = 0
+
+        def apply(self, obj, field_manager="kubeforge", if_changed=False):
+            self.create_only += bool(obj["metadata"].get("resourceVersion"))
+            return super().apply(obj, field_manager)
+
+    kube = Watching(MakeTrainingJob().nodes(2).set("runPolicy", {"suspend": True}).obj())
+    reconcile_job(kube, RefusalGate())
+    assert kube.get("", "TrainingJob", "ml", "train")["status"]["phase"] == "Suspended" and kube.create_only > 0
+    kube.create_only = 0
+    reconcile_job(kube, RefusalGate())  # reconcile_job makes a new OwnedApplier: what a restart has
+    assert kube.create_only == 0

@@ -234,9 +234,11 @@ def _apply_children(client: KubeClient, applier: OwnedApplier, obj: dict[str, An
         children = builders.build_shared_children(job, owner, config)
         if plan.create_job is not None:
             children.append(builders.build_worker_job(job, owner, plan.create_job, config, plan.create_suspended))
-        # A taken name stops it all before the Job (kubeforge.ownership). A job whose status records no Job
-        # yet expects none of its children to exist: they are created without a read each first.
-        fresh = conditions.find((obj.get("status") or {}).get("conditions"), Type.CREATED) is None
+        # A taken name stops it all before the Job (kubeforge.ownership). A job no pass has written a status
+        # for yet expects none of its children to exist: they are created without a read each first. (Not
+        # "no Job yet": a suspended job has its other children, and after a restart each create-only apply
+        # of one would be a 409, a read and an apply.)
+        fresh = not (obj.get("status") or {}).get("observedGeneration")
         for written in applier.apply_all(children, owner["uid"], expect_absent=fresh):
             if written is not None and written["kind"] in WATCHED_CHILDREN:
                 meta = written["metadata"]
