@@ -9,7 +9,11 @@ def run() -> None:
     # kubeforge.transport. Kept out unless the kubeconfig needs a plugin that only the library runs.
     from kubeforge.transport import Endpoint
 
-    if Endpoint.load() is not None:
+    try:
+        endpoint = Endpoint.load()
+    except (OSError, ValueError, KeyError, TypeError):
+        endpoint = None  # no usable credentials (or `--help` with none): the login reports it, not the start
+    if endpoint is not None:
         sys.modules.setdefault("kubernetes", None)  # `import kubernetes` now raises ImportError
     from kubeforge.main import main
 

@@ -113,3 +113,12 @@ def test_the_operator_process_never_imports_the_kubernetes_client(tmp_path):
     env = {"KUBECONFIG": str(config), "PYTHONPATH": f"{REPO / 'operator'}", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def test_the_operator_answers_help_without_any_credentials(tmp_path):
+    """The image's smoke check runs `kubeforge-operator --help` with no kubeconfig and no service account."""
+    env = {"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "absent"), "PYTHONPATH": f"{REPO / 'operator'}",
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "kubeforge", "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "kubeforge-operator" in out.stdout
