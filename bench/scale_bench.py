@@ -50,6 +50,7 @@ import peer  # noqa: E402
 import scale_timeline  # noqa: E402
 import scaleprobe  # noqa: E402
 from kubeforge.contract import PROGRESS_KEY, progress_config_map, progress_record  # noqa: E402
+from kubeforge.settings import Settings  # noqa: E402
 from tests.integration.auditlog import AuditLog, audit_log_path  # noqa: E402
 from tests.integration.clusterkit import delete_cluster, start_cluster  # noqa: E402
 from tests.integration.operator_fixture import OperatorProcess, apply_crds  # noqa: E402
@@ -254,6 +255,12 @@ class Bench:
         entry.update(self.request_rates(window), reportsPerS=round(len(self.running_jobs) / 10.0, 2),
                      passesPerS=round(passes / window, 2), **self.sampler.window(start, time.time()), end=time.time())
         quiet = self.phase(f"quiet window {a.quiet_window}s: nothing changes")
+        # The last reports are written up to one progress interval after they came (kubeforge.trainingjob.progresspace,
+        # the operator's defaults): quiet starts after that, once the operator settled.
+        # (--tiny: the test suite's seconds-long run skips that wait.)
+        defaults = Settings()
+        if not a.tiny:
+            time.sleep(max(defaults.progress_write_seconds, len(self.running_jobs) / defaults.progress_writes_per_second))
         self.settle()
         self.audit.mark()
         time.sleep(a.quiet_window)  # the measured window itself: nothing to wait for

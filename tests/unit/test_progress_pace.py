@@ -60,7 +60,19 @@ def test_a_report_during_a_hold_waits_for_its_end_and_one_after_a_write_only_for
     assert pace.delay(key, 2.0) == 20
     clock.now += 19.5
     assert pace.delay(key, 2.0) == 2.0  # never sooner than the coalescing delay
+    pace.written(key)  # not a running job that reports: its events are not held
+    assert pace.delay(key, 2.0) == 2.0
+
+
+def test_after_a_running_jobs_write_its_reports_wait_for_the_next_write_to_be_due():
+    clock = Clock()
+    pace = ProgressPace(interval=30, writes_per_second=5, clock=clock)
+    key = ("ns", "a")
+    pace.reporting(key, running=True)
     pace.written(key)
+    clock.now += 10
+    assert pace.delay(key, 2.0) == 20  # one pass when the next write is due, not one per report
+    pace.reporting(key, running=False)  # finished: nothing held
     assert pace.delay(key, 2.0) == 2.0
 
 

@@ -8,9 +8,9 @@ jobs would be 100 status writes and 100 passes a second. Two limits apply instea
   (KUBEFORGE_PROGRESS_WRITES_PER_SECOND): with N jobs reporting, each job's interval is
   at least N / writes_per_second.
 
-While a job's progress is held, a pass is already scheduled for when the hold ends, and its
-ConfigMap's events wake nothing before then (`delay`): the pass at the end of the hold reads
-the latest report. Anything else in the status (phase, workers, a condition) is written at
+After a running job's status is written, and while its progress is held, its ConfigMap's
+events wake nothing before the next write is due (`delay`): the one pass then reads the latest
+report. Anything else in the status (phase, workers, a condition) is written at
 once and takes the progress along; the events of pods and Jobs are not delayed.
 """
 
@@ -57,8 +57,15 @@ class ProgressPace:
             self._held_until[key] = self._clock() + seconds
 
     def written(self, key: Key) -> None:
+        """The pass wrote the job's status. A running job's next progress is due an interval later at the
+        earliest: its reports until then wake nothing before that (one pass per interval, not one per report
+        plus one at the end of a hold)."""
+        interval = self.interval()
         with self._lock:
-            self._held_until.pop(key, None)
+            if key in self._reporting and interval > 0:
+                self._held_until[key] = self._clock() + interval
+            else:
+                self._held_until.pop(key, None)
 
     def forget(self, key: Key) -> None:
         """The job is gone."""
