@@ -245,7 +245,7 @@ def test_a_job_refused_by_a_quota_shows_the_api_servers_message_and_is_not_hamme
         assert cond and cond["reason"] == "RefusedByAPIServer", (obj.get("status") or {}).get("message")
         return obj
 
-    obj = wait_for(refusal_shown, timeout=15, message="TrainingJob q shows the quota refusal")
+    obj = wait_for(refusal_shown, timeout=45, message="TrainingJob q shows the quota refusal")
     cond = condition_of(obj, "ChildrenApplied")
     assert "exceeded quota" in cond["message"] and "Job q-a1" in cond["message"], cond
     assert condition_of(obj, "Created") is None  # status claims no Job the API server refused
@@ -253,7 +253,7 @@ def test_a_job_refused_by_a_quota_shows_the_api_servers_message_and_is_not_hamme
     passes = reconciles(operator)
     for i in range(20):
         kit.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "q", {"metadata": {"annotations": {"poke": str(i)}}})
-    wait_for(lambda: reconciles(operator) >= passes + 10, timeout=30, message="the pokes reconciled")
+    wait_for(lambda: reconciles(operator) >= passes + 10, timeout=60, message="the pokes reconciled")
     tries = refused_applies(operator, ns, "q")
     print(f"\nrefused Job applies: {tries:.0f} for {reconciles(operator) - passes:.0f} passes after the refusal")
     assert tries <= 3, f"{tries} refused applies: the slow retry was bypassed"
