@@ -70,6 +70,7 @@ def test_the_standby_takes_over_a_killed_leader_within_15s_without_writing_befor
 
     wait_for(standby_watches, timeout=30, message="op-b watching TrainingJobs")
     kit.create(fake_job("across", nodes=2))
+    created = time.time()
     a.kill()
     killed = time.time()
     wait_for(lambda: holder(cluster, namespace) == "op-b", timeout=FAILOVER_LIMIT_S + 5, interval=0.2,
@@ -79,6 +80,7 @@ def test_the_standby_takes_over_a_killed_leader_within_15s_without_writing_befor
     assert failover < FAILOVER_LIMIT_S
 
     kit.wait_status("across", timeout=60, phase="Running")  # the work converges under the new leader
+    print(f"the job created just before the kill: Running {time.time() - created:.1f}s after its creation")
     acquired = lease(cluster, namespace)["acquire_time"]
     acquired_at = (acquired if isinstance(acquired, datetime) else datetime.fromisoformat(str(acquired))).timestamp()
     by_b = [r for r in audit.requests(agent="") if agent_of(b) in r.user_agent and r.write]
