@@ -28,6 +28,16 @@ class Clock:
         return self.now
 
 
+
+class CountingKube(FakeKube):
+    """The fake API server, counting its lists."""
+
+    lists = 0
+
+    def list_(self, *args, **kwargs):
+        self.lists += 1
+        return super().list_(*args, **kwargs)
+
 def test_an_object_applied_a_moment_ago_is_unchanged_and_a_changed_one_is_not():
     memo = ApplyMemo(ttl=60, clock=Clock())
     memo.record(service(), "kubeforge")
@@ -150,13 +160,6 @@ def test_only_a_restarts_listing_of_an_already_reconciled_object_is_a_background
 def test_jobs_waiting_on_one_pool_share_one_read_of_its_nodes_until_it_is_stale():
     from kubeforge.trainingjob.poolnodes import PoolNodes
 
-    class CountingKube(FakeKube):
-        lists = 0
-
-        def list_(self, *args, **kwargs):
-            self.lists += 1
-            return super().list_(*args, **kwargs)
-
     clock, kube = Clock(), CountingKube()
     pool = PoolNodes(ttl=5, clock=clock)
     for _ in range(3):
@@ -271,13 +274,6 @@ def test_a_pass_lists_children_from_the_api_server_until_every_index_holds_its_i
 
     from kubeforge.childcache import ChildIndex, Listed
     from kubeforge.trainingjob.controller import Children
-
-    class CountingKube(FakeKube):
-        lists = 0
-
-        def list_(self, *args, **kwargs):
-            self.lists += 1
-            return super().list_(*args, **kwargs)
 
     listed, kube = Listed(), CountingKube()
     kube.objects[("Pod", "ml", "train-a1-0")] = {"apiVersion": "v1", "kind": "Pod", "metadata": {
